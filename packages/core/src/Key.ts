@@ -1,0 +1,198 @@
+/**
+ * Keys of a partd store, and the one place where they are validated.
+ *
+ * partd keys are strings or tuples. A tuple is a nested path: `["a", "b"]`
+ * names the same value as the string `"a/b"`, exactly as Python partd's File
+ * backend lays it out on disk (`a/b`). Every backend stores a key under its
+ * canonical *path*: the segments joined by `/`. Because no segment may contain
+ * `/`, the join is injective, so Dict, Redis and the wire protocol can use the
+ * path as a flat name without collisions, while File can split it back into
+ * directories.
+ *
+ * Validation is uniform across backends, so a program that works against Dict
+ * in tests works unchanged against File or Redis in production: empty
+ * segments, `.` and `..`, NUL bytes and `/` inside a tuple element are rejected
+ * (they would let a key name something outside a File store's directory).
+ *
+ * @since 0.1.0
+ */
+
+/**
+ * One element of a tuple key. Numbers are written in their shortest decimal
+ * form (`1`, `2.5`), as `String(n)` prints them.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Segment = string | number
+
+/**
+ * A tuple key: a nested path of segments.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Tuple = ReadonlyArray<Segment>
+
+/**
+ * A key: a string (`/` separates nested segments), a number, or a tuple.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Key = string | number | Tuple
+
+/**
+ * The canonical form of a valid key: its segments joined by `/`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Path = string
+
+const TupleTypeId: unique symbol = Symbol.for("@partd/core/Key/Tuple")
+
+/**
+ * A tuple marked as a key, for the nested form of `get`, where plain arrays
+ * are lists of keys (as Python lists are in partd) and a tuple key must be told
+ * apart from them.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface MarkedTuple extends Tuple {
+  readonly [TupleTypeId]: true
+}
+
+/**
+ * Marks a tuple key so that the nested form of `get` reads it as one key.
+ *
+ * @example
+ * ```ts
+ * Store.getNested(["x", [Key.tuple("y", 1), "z"]])
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const tuple = (...segments: ReadonlyArray<Segment>): MarkedTuple => {
+  const out = segments.slice()
+  Object.defineProperty(out, TupleTypeId, { value: true })
+  return Object.freeze(out) as unknown as MarkedTuple
+}
+
+/**
+ * Whether a value is a tuple marked with {@link tuple}.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isMarkedTuple = (u: unknown): u is MarkedTuple =>
+  Array.isArray(u) && (u as unknown as Record<symbol, unknown>)[TupleTypeId] === true
+
+/**
+ * Why a key was rejected, or `undefined` when `segment` is a valid segment.
+ * A segment may not be empty, `.` or `..`, nor contain `/` or NUL.
+ */
+const segmentProblem = (segment: string, start: number, end: number): string | undefined => {
+  const length = end - start
+  if (length === 0) return "empty segment"
+  if (
+    segment.charCodeAt(start) === 46 /* . */ &&
+    (length === 1 || (length === 2 && segment.charCodeAt(start + 1) === 46))
+  ) {
+    return `segment "${segment.slice(start, end)}" is not allowed`
+  }
+  return undefined
+}
+
+/**
+ * Validates a path string (segments joined by `/`) and returns the reason it
+ * is invalid, or `undefined` when it is valid. A plain loop, because this runs
+ * once per key per call on the hot path.
+ */
+const pathProblem = (path: string): string | undefined => {
+  let start = 0
+  for (let i = 0; i < path.length; i++) {
+    const c = path.charCodeAt(i)
+    if (c === 0) return "key contains a NUL character"
+    if (c === 47 /* / */) {
+      const problem = segmentProblem(path, start, i)
+      if (problem !== undefined) return problem
+      start = i + 1
+    }
+  }
+  return segmentProblem(path, start, path.length)
+}
+
+const segmentToString = (segment: unknown): string | undefined => {
+  if (typeof segment === "string") return segment
+  if (typeof segment === "number" && Number.isFinite(segment)) return String(segment)
+  return undefined
+}
+
+/**
+ * The result of {@link toPath}: the canonical path, or why the key is invalid.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Validated =
+  | { readonly _tag: "Path"; readonly path: Path }
+  | { readonly _tag: "Invalid"; readonly problem: string }
+
+const invalid = (problem: string): Validated => ({ _tag: "Invalid", problem })
+
+/**
+ * Validates a key and returns its canonical path.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const toPath = (key: unknown): Validated => {
+  if (typeof key === "string") {
+    const problem = pathProblem(key)
+    return problem === undefined ? { _tag: "Path", path: key } : invalid(problem)
+  }
+  if (typeof key === "number") {
+    return Number.isFinite(key) ? { _tag: "Path", path: String(key) } : invalid("a numeric key must be finite")
+  }
+  if (Array.isArray(key)) {
+    if (key.length === 0) return invalid("empty tuple")
+    const parts: Array<string> = []
+    for (const element of key) {
+      const segment = segmentToString(element)
+      if (segment === undefined) return invalid("a tuple element must be a string or a finite number")
+      if (segment.includes("/")) return invalid(`tuple element "${segment}" contains "/"`)
+      parts.push(segment)
+    }
+    const path = parts.join("/")
+    const problem = pathProblem(path)
+    return problem === undefined ? { _tag: "Path", path } : invalid(problem)
+  }
+  return invalid(`a key must be a string, a number or a tuple, got ${key === null ? "null" : typeof key}`)
+}
+
+/**
+ * The segments of a canonical path, for backends that nest (File).
+ *
+ * @since 0.1.0
+ * @category destructors
+ */
+export const segments = (path: Path): ReadonlyArray<string> => path.split("/")
+
+/**
+ * A human-readable rendering of any key, for error messages.
+ *
+ * @since 0.1.0
+ * @category destructors
+ */
+export const show = (key: unknown): string => {
+  if (typeof key === "string") return key
+  if (Array.isArray(key)) return `(${key.map((k) => JSON.stringify(k)).join(", ")})`
+  try {
+    return String(key)
+  } catch {
+    return typeof key
+  }
+}

@@ -1,0 +1,406 @@
+/**
+ * The `Store` service: partd's appendable key→bytes store.
+ *
+ * A store holds, for each key, the concatenation of every chunk appended to
+ * it. It is what a shuffle needs: many writers `append` small chunks to many
+ * keys, and later each key is read back whole with `get`.
+ *
+ * - `append(data)` appends each chunk to its key's value. `data` is a record
+ *   (`{ key: bytes }`) or any iterable of `[key, bytes]` pairs (a `Map`, an
+ *   array), in which a key may appear more than once.
+ * - `get(keys)` returns the values of the keys in order; a key that holds
+ *   nothing returns empty bytes.
+ * - `iset(key, value)` sets a key's value, but only the first time it is called
+ *   for that key on this store instance (partd's idempotent set).
+ * - `delete(keys)` removes keys (missing keys are fine), `drop` removes
+ *   everything; the store stays usable after both.
+ *
+ * Backends implement a {@link Backend} over canonical key paths and turn it
+ * into a store with {@link make}, which owns what every backend shares: key
+ * validation (see `Key`), the idempotent-set bookkeeping, and failing with a
+ * `Closed` error once the store's scope has closed.
+ *
+ * Every operation fails only with a {@link StoreError}.
+ *
+ * @since 0.1.0
+ */
+import { Context, Effect, Schema, type Scope } from "effect"
+import * as Key from "./Key.ts"
+
+/**
+ * Why a store operation failed.
+ *
+ * - `BadKey`: the key is invalid (see `Key`); nothing was written.
+ * - `BadValue`: a value is not a `Uint8Array`; nothing was written.
+ * - `Io`: the backend's storage failed (disk, permissions, a lost connection).
+ * - `Closed`: the store's scope has closed.
+ * - `Protocol`: a peer sent something that breaks the protocol.
+ * - `Unavailable`: the backend could not be reached in time.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const StoreErrorReason = Schema.Literals(["BadKey", "BadValue", "Io", "Closed", "Protocol", "Unavailable"])
+
+/**
+ * @since 0.1.0
+ * @category errors
+ */
+export type StoreErrorReason = typeof StoreErrorReason.Type
+
+/**
+ * The one error a store operation fails with. It is a schema class, so it
+ * crosses process boundaries (Client/Server) intact.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class StoreError extends Schema.TaggedError<StoreError>("@partd/core/StoreError")("StoreError", {
+  reason: StoreErrorReason,
+  method: Schema.String,
+  key: Schema.optional(Schema.String),
+  description: Schema.optional(Schema.String),
+  cause: Schema.optional(Schema.Defect())
+}) {
+  override get message(): string {
+    const key = this.key === undefined ? "" : ` (key ${JSON.stringify(this.key)})`
+    const description = this.description === undefined ? "" : `: ${this.description}`
+    return `${this.reason} in ${this.method}${key}${description}`
+  }
+}
+
+/**
+ * What `append` accepts: a record of keys to chunks, or any iterable of
+ * `[key, chunk]` pairs (a `Map`, an array of pairs).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type AppendInput = Readonly<Record<string, Uint8Array>> | Iterable<readonly [Key.Key, Uint8Array]>
+
+/**
+ * The store's interface.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Shape {
+  /** Appends each chunk to its key's value. */
+  readonly append: (data: AppendInput) => Effect.Effect<void, StoreError>
+  /** The values of `keys`, in order; a key that holds nothing gives empty bytes. */
+  readonly get: (keys: ReadonlyArray<Key.Key>) => Effect.Effect<ReadonlyArray<Uint8Array>, StoreError>
+  /** Sets `key` to `value` the first time it is called for `key` on this store instance. */
+  readonly iset: (key: Key.Key, value: Uint8Array) => Effect.Effect<void, StoreError>
+  /** Removes `keys`; missing keys are fine. */
+  readonly delete: (keys: ReadonlyArray<Key.Key>) => Effect.Effect<void, StoreError>
+  /** Removes every key; the store stays usable. */
+  readonly drop: Effect.Effect<void, StoreError>
+}
+
+/**
+ * The `Store` service.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class Store extends Context.Service<Store, Shape>()("@partd/core/Store") {}
+
+/**
+ * One appended chunk, addressed by its canonical path.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Entry = readonly [path: Key.Path, value: Uint8Array]
+
+/**
+ * What a backend implements: the store operations over canonical key paths,
+ * already validated. `append` receives the chunks in call order; a path may
+ * occur more than once. The arrays it is given still belong to the caller,
+ * who may reuse them once the call returns, so a backend that keeps them in
+ * memory copies them; likewise what `get` returns belongs to the caller and
+ * must not alias memory the backend keeps.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Backend {
+  readonly append: (entries: ReadonlyArray<Entry>) => Effect.Effect<void, StoreError>
+  readonly get: (paths: ReadonlyArray<Key.Path>) => Effect.Effect<ReadonlyArray<Uint8Array>, StoreError>
+  readonly iset: (path: Key.Path, value: Uint8Array) => Effect.Effect<void, StoreError>
+  readonly delete: (paths: ReadonlyArray<Key.Path>) => Effect.Effect<void, StoreError>
+  readonly drop: Effect.Effect<void, StoreError>
+}
+
+const badKey = (method: string, key: unknown, problem: string) =>
+  new StoreError({ reason: "BadKey", method, key: Key.show(key), description: problem })
+
+const badValue = (method: string, key: unknown, value: unknown) =>
+  new StoreError({
+    reason: "BadValue",
+    method,
+    key: Key.show(key),
+    description: `a value must be a Uint8Array, got ${value === null ? "null" : typeof value}`
+  })
+
+const closedError = (method: string) =>
+  new StoreError({ reason: "Closed", method, description: "the store's scope has closed" })
+
+/**
+ * Validates an `append` input into entries, or returns the error for the first
+ * bad key or value. Nothing is written when anything is invalid.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const toEntries = (data: AppendInput): ReadonlyArray<Entry> | StoreError => {
+  const entries: Array<Entry> = []
+  if (data === null || typeof data !== "object") {
+    return new StoreError({ reason: "BadValue", method: "append", description: "append takes a record or an iterable" })
+  }
+  if (Symbol.iterator in data) {
+    for (const pair of data as Iterable<readonly [Key.Key, Uint8Array]>) {
+      if (!Array.isArray(pair) || pair.length !== 2) {
+        return new StoreError({ reason: "BadValue", method: "append", description: "expected [key, bytes] pairs" })
+      }
+      const [key, value] = pair
+      const validated = Key.toPath(key)
+      if (validated._tag === "Invalid") return badKey("append", key, validated.problem)
+      if (!(value instanceof Uint8Array)) return badValue("append", key, value)
+      entries.push([validated.path, value])
+    }
+    return entries
+  }
+  for (const key in data) {
+    const value = (data as Record<string, unknown>)[key]
+    const validated = Key.toPath(key)
+    if (validated._tag === "Invalid") return badKey("append", key, validated.problem)
+    if (!(value instanceof Uint8Array)) return badValue("append", key, value)
+    entries.push([validated.path, value])
+  }
+  return entries
+}
+
+/**
+ * Validates a list of keys into paths, or returns the error for the first bad
+ * key.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const toPaths = (method: string, keys: ReadonlyArray<Key.Key>): Array<Key.Path> | StoreError => {
+  if (!Array.isArray(keys)) {
+    return new StoreError({ reason: "BadKey", method, description: "expected a list of keys" })
+  }
+  const paths = new Array<Key.Path>(keys.length)
+  for (let i = 0; i < keys.length; i++) {
+    const validated = Key.toPath(keys[i])
+    if (validated._tag === "Invalid") return badKey(method, keys[i], validated.problem)
+    paths[i] = validated.path
+  }
+  return paths
+}
+
+/**
+ * Builds a store from a backend. The store validates every key before the
+ * backend sees it, keeps partd's idempotent-set bookkeeping, and fails with
+ * reason `Closed` once the scope it was made in has closed.
+ *
+ * Call it after acquiring the backend's resources in the same scope, so that
+ * the store is marked closed before those resources are released.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (backend: Backend): Effect.Effect<Shape, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    let closed = false
+    // Paths set by `iset`; forgotten when deleted or dropped, so that a key
+    // whose data is gone can be set again.
+    const isetSeen = new Set<Key.Path>()
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        closed = true
+      })
+    )
+
+    return Store.of({
+      append: (data) =>
+        Effect.suspend(() => {
+          if (closed) return Effect.fail(closedError("append"))
+          const entries = toEntries(data)
+          if (entries instanceof StoreError) return Effect.fail(entries)
+          return entries.length === 0 ? Effect.void : backend.append(entries)
+        }),
+      get: (keys) =>
+        Effect.suspend(() => {
+          if (closed) return Effect.fail(closedError("get"))
+          const paths = toPaths("get", keys)
+          if (paths instanceof StoreError) return Effect.fail(paths)
+          return paths.length === 0 ? Effect.succeed([]) : backend.get(paths)
+        }),
+      iset: (key, value) =>
+        Effect.suspend(() => {
+          if (closed) return Effect.fail(closedError("iset"))
+          const validated = Key.toPath(key)
+          if (validated._tag === "Invalid") return Effect.fail(badKey("iset", key, validated.problem))
+          if (!(value instanceof Uint8Array)) return Effect.fail(badValue("iset", key, value))
+          const path = validated.path
+          if (isetSeen.has(path)) return Effect.void
+          return Effect.map(backend.iset(path, value), () => {
+            isetSeen.add(path)
+          })
+        }),
+      delete: (keys) =>
+        Effect.suspend(() => {
+          if (closed) return Effect.fail(closedError("delete"))
+          const paths = toPaths("delete", keys)
+          if (paths instanceof StoreError) return Effect.fail(paths)
+          if (paths.length === 0) return Effect.void
+          return Effect.map(backend.delete(paths), () => {
+            for (const path of paths) isetSeen.delete(path)
+          })
+        }),
+      drop: Effect.suspend(() => {
+        if (closed) return Effect.fail(closedError("drop"))
+        return Effect.map(backend.drop, () => {
+          isetSeen.clear()
+        })
+      })
+    })
+  })
+
+/**
+ * Appends through the `Store` in context.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const append = (data: AppendInput): Effect.Effect<void, StoreError, Store> =>
+  Store.use((store) => store.append(data))
+
+/**
+ * Gets a list of keys through the `Store` in context.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const get = (keys: ReadonlyArray<Key.Key>): Effect.Effect<ReadonlyArray<Uint8Array>, StoreError, Store> =>
+  Store.use((store) => store.get(keys))
+
+/**
+ * Gets one key through the `Store` in context.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const getOne = (key: Key.Key): Effect.Effect<Uint8Array, StoreError, Store> =>
+  Store.use((store) => getOneFrom(store, key))
+
+/**
+ * Gets one key from a store.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const getOneFrom = (store: Shape, key: Key.Key): Effect.Effect<Uint8Array, StoreError> =>
+  Effect.map(store.get([key]), (values) => values[0]!)
+
+/**
+ * partd's nested key lists: arrays are lists, everything else is a key (use
+ * `Key.tuple` for a tuple key inside a nested list).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Nested = string | number | Key.MarkedTuple | ReadonlyArray<Nested>
+
+/**
+ * The shape of the result of a nested get: bytes where the request had a key,
+ * a list where it had a list.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type NestedResult<N> = N extends string | number | Key.MarkedTuple
+  ? Uint8Array
+  : N extends ReadonlyArray<infer E>
+    ? ReadonlyArray<NestedResult<E>>
+    : never
+
+const flattenNested = (nested: Nested, out: Array<Key.Key>): void => {
+  if (Array.isArray(nested) && !Key.isMarkedTuple(nested)) {
+    for (const item of nested) flattenNested(item, out)
+  } else {
+    out.push(nested as Key.Key)
+  }
+}
+
+const rebuildNested = (nested: Nested, values: ReadonlyArray<Uint8Array>, cursor: { i: number }): unknown => {
+  if (Array.isArray(nested) && !Key.isMarkedTuple(nested)) {
+    return nested.map((item: Nested) => rebuildNested(item, values, cursor))
+  }
+  return values[cursor.i++]
+}
+
+/**
+ * partd's nested get: `getNestedFrom(store, ["x", ["y", "z"]])` gives
+ * `[x, [y, z]]`, in one call to the store.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const getNestedFrom = <const N extends Nested>(
+  store: Shape,
+  nested: N
+): Effect.Effect<NestedResult<N>, StoreError> =>
+  Effect.suspend(() => {
+    const flat: Array<Key.Key> = []
+    flattenNested(nested, flat)
+    return Effect.map(store.get(flat), (values) => rebuildNested(nested, values, { i: 0 }) as NestedResult<N>)
+  })
+
+/**
+ * partd's nested get through the `Store` in context.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const getNested = <const N extends Nested>(nested: N): Effect.Effect<NestedResult<N>, StoreError, Store> =>
+  Store.use((store) => getNestedFrom(store, nested))
+
+/**
+ * Sets a key once through the `Store` in context.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const iset = (key: Key.Key, value: Uint8Array): Effect.Effect<void, StoreError, Store> =>
+  Store.use((store) => store.iset(key, value))
+
+/**
+ * Deletes keys through the `Store` in context.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+const delete_ = (keys: ReadonlyArray<Key.Key>): Effect.Effect<void, StoreError, Store> =>
+  Store.use((store) => store.delete(keys))
+
+export {
+  /**
+   * Deletes keys through the `Store` in context.
+   *
+   * @since 0.1.0
+   * @category accessors
+   */
+  delete_ as delete
+}
+
+/**
+ * Drops everything through the `Store` in context.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const drop: Effect.Effect<void, StoreError, Store> = Store.use((store) => store.drop)

@@ -1,0 +1,4 @@
+import { Dict } from "@partd/core"
+import { suite } from "@partd/test/StoreSuite"
+
+suite("Dict", Dict.layer)

@@ -1,0 +1,507 @@
+/**
+ * The Store conformance suite: every backend runs it by calling
+ * `suite(name, layer, capabilities)` from its own test file, with
+ * backend-specific checks next to the call.
+ *
+ * Each case builds the Layer afresh, so cases never see each other's data.
+ */
+
+import { describe, expect, it } from "@effect/vitest"
+import { Key, Store } from "@partd/core"
+import { Context, Effect, Exit, Layer, Scope } from "effect"
+import * as fc from "fast-check"
+
+/**
+ * What a backend can do, where backends legitimately differ.
+ */
+export interface Capabilities {
+  /** The largest single value the backend is asked to hold (default 64 MiB). */
+  readonly maxValueBytes?: number
+  /** Per-case timeout in milliseconds for the heavy cases (default 60 s). */
+  readonly timeout?: number
+  /** How many property-test runs (default 25). */
+  readonly propertyRuns?: number
+}
+
+const encoder = new TextEncoder()
+const bytes = (s: string): Uint8Array => encoder.encode(s)
+const text = (u: Uint8Array): string => new TextDecoder().decode(u)
+
+/** Bytes `[start, start+1, …]` modulo 256, length `n`. */
+export const pattern = (n: number, start = 0): Uint8Array => {
+  const out = new Uint8Array(n)
+  for (let i = 0; i < n; i++) out[i] = (start + i) & 0xff
+  return out
+}
+
+const expectBytes = (actual: Uint8Array | undefined, expected: Uint8Array): void => {
+  expect(actual).toBeInstanceOf(Uint8Array)
+  expect(actual!.byteLength).toBe(expected.byteLength)
+  expect(Buffer.from(actual!).equals(Buffer.from(expected))).toBe(true)
+}
+
+/** The reason a failed effect's StoreError carries. */
+const failureReason = <A>(exit: Exit.Exit<A, Store.StoreError>): string | undefined => {
+  if (Exit.isSuccess(exit)) return undefined
+  const error = exit.cause.reasons.find((r) => r._tag === "Fail")
+  return error?._tag === "Fail" ? (error.error as Store.StoreError).reason : "defect"
+}
+
+type Op =
+  | { readonly op: "append"; readonly entries: ReadonlyArray<readonly [string, Uint8Array]> }
+  | { readonly op: "get"; readonly keys: ReadonlyArray<string> }
+  | { readonly op: "delete"; readonly keys: ReadonlyArray<string> }
+  | { readonly op: "iset"; readonly key: string; readonly value: Uint8Array }
+  | { readonly op: "drop" }
+
+const keyArb = fc.constantFrom("a", "b", "c", "d/e", "x.y", "ü")
+const valueArb = fc.uint8Array({ maxLength: 24 })
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      op: fc.constant("append" as const),
+      entries: fc.array(fc.tuple(keyArb, valueArb), { maxLength: 4 })
+    })
+  },
+  { weight: 3, arbitrary: fc.record({ op: fc.constant("get" as const), keys: fc.array(keyArb, { maxLength: 4 }) }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant("delete" as const), keys: fc.array(keyArb, { maxLength: 3 }) }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant("iset" as const), key: keyArb, value: valueArb }) },
+  { weight: 1, arbitrary: fc.constant({ op: "drop" as const }) }
+)
+
+/** Runs ops against the store and a Map model; fails on the first divergence. */
+const runModel = (ops: ReadonlyArray<Op>) =>
+  Effect.gen(function* () {
+    const store = yield* Store.Store
+    const model = new Map<string, Uint8Array>()
+    const isetSeen = new Set<string>()
+    for (const op of ops) {
+      switch (op.op) {
+        case "append": {
+          yield* store.append(op.entries)
+          for (const [k, v] of op.entries) model.set(k, Buffer.concat([model.get(k) ?? new Uint8Array(0), v]))
+          break
+        }
+        case "get": {
+          const values = yield* store.get(op.keys)
+          op.keys.forEach((k, i) => {
+            expectBytes(values[i], model.get(k) ?? new Uint8Array(0))
+          })
+          break
+        }
+        case "delete": {
+          yield* store.delete(op.keys)
+          for (const k of op.keys) {
+            model.delete(k)
+            isetSeen.delete(k)
+          }
+          break
+        }
+        case "iset": {
+          yield* store.iset(op.key, op.value)
+          if (!isetSeen.has(op.key)) {
+            model.set(op.key, op.value)
+            isetSeen.add(op.key)
+          }
+          break
+        }
+        case "drop": {
+          yield* store.drop
+          model.clear()
+          isetSeen.clear()
+          break
+        }
+      }
+    }
+    const keys = Array.from(model.keys())
+    const values = yield* store.get(keys)
+    keys.forEach((k, i) => {
+      expectBytes(values[i], model.get(k)!)
+    })
+    return true
+  })
+
+/**
+ * Registers the conformance cases for a store Layer.
+ */
+export const suite = <E>(name: string, layer: Layer.Layer<Store.Store, E>, capabilities: Capabilities = {}): void => {
+  const timeout = capabilities.timeout ?? 60_000
+  const maxValueBytes = capabilities.maxValueBytes ?? 64 * 1024 * 1024
+  const fresh = <A, E2>(effect: Effect.Effect<A, E2, Store.Store>) =>
+    Effect.provide(effect, Layer.fresh(layer)) as Effect.Effect<A, E | E2>
+
+  describe(`Store conformance: ${name}`, () => {
+    it.live("appends concatenate", () =>
+      fresh(
+        Effect.gen(function* () {
+          yield* Store.append({ x: bytes("Hello, "), y: bytes("abc") })
+          yield* Store.append({ x: bytes("world!") })
+          yield* Store.append([["y", bytes("def")]])
+          const [x, y] = yield* Store.get(["x", "y"])
+          expect(text(x!)).toBe("Hello, world!")
+          expect(text(y!)).toBe("abcdef")
+        })
+      )
+    )
+
+    it.live("a key repeated in one append call keeps call order", () =>
+      fresh(
+        Effect.gen(function* () {
+          yield* Store.append([
+            ["k", bytes("1")],
+            ["j", bytes("a")],
+            ["k", bytes("2")],
+            ["k", bytes("3")]
+          ])
+          expect(text(yield* Store.getOne("k"))).toBe("123")
+          yield* Store.append(new Map([["k", bytes("4")]]))
+          expect(text(yield* Store.getOne("k"))).toBe("1234")
+        })
+      )
+    )
+
+    it.live("a missing key reads as empty bytes", () =>
+      fresh(
+        Effect.gen(function* () {
+          const value = yield* Store.getOne("nothing-here")
+          expect(value).toBeInstanceOf(Uint8Array)
+          expect(value.byteLength).toBe(0)
+          expect(yield* Store.get([])).toEqual([])
+        })
+      )
+    )
+
+    it.live("a multi-key get keeps the order of the keys", () =>
+      fresh(
+        Effect.gen(function* () {
+          const keys = Array.from({ length: 50 }, (_, i) => `key-${i}`)
+          yield* Store.append(keys.map((k) => [k, bytes(k)] as const))
+          const order = [...keys].reverse().concat(["missing", "key-7", "key-7"])
+          const values = yield* Store.get(order)
+          expect(values.map(text)).toEqual([...keys].reverse().concat(["", "key-7", "key-7"]))
+        })
+      )
+    )
+
+    it.live("nested get returns nested lists", () =>
+      fresh(
+        Effect.gen(function* () {
+          yield* Store.append({ x: bytes("X"), y: bytes("Y"), z: bytes("Z") })
+          yield* Store.append([[["t", 1], bytes("T")]])
+          const result = yield* Store.getNested(["x", ["y", "z", [Key.tuple("t", 1)]], []])
+          expect(text(result[0] as Uint8Array)).toBe("X")
+          const inner = result[1] as ReadonlyArray<unknown>
+          expect(text(inner[0] as Uint8Array)).toBe("Y")
+          expect(text(inner[1] as Uint8Array)).toBe("Z")
+          expect(text((inner[2] as ReadonlyArray<Uint8Array>)[0]!)).toBe("T")
+          expect(result[2]).toEqual([])
+          expect(text(yield* Store.getNested("x"))).toBe("X")
+        })
+      )
+    )
+
+    it.live("iset writes only the first time for a key", () =>
+      fresh(
+        Effect.gen(function* () {
+          yield* Store.iset("i", bytes("first"))
+          yield* Store.iset("i", bytes("second"))
+          expect(text(yield* Store.getOne("i"))).toBe("first")
+          yield* Store.append({ i: bytes("+more") })
+          yield* Store.iset("i", bytes("third"))
+          expect(text(yield* Store.getOne("i"))).toBe("first+more")
+          // iset replaces what append wrote before it
+          yield* Store.append({ j: bytes("old") })
+          yield* Store.iset("j", bytes("new"))
+          expect(text(yield* Store.getOne("j"))).toBe("new")
+          // after delete the key can be set again
+          yield* Store.delete(["i"])
+          yield* Store.iset("i", bytes("again"))
+          expect(text(yield* Store.getOne("i"))).toBe("again")
+        })
+      )
+    )
+
+    it.live("delete removes keys and ignores missing ones", () =>
+      fresh(
+        Effect.gen(function* () {
+          yield* Store.append({ a: bytes("1"), b: bytes("2"), c: bytes("3") })
+          yield* Store.delete(["a", "never-written", "c"])
+          yield* Store.delete([])
+          const values = yield* Store.get(["a", "b", "c"])
+          expect(values.map(text)).toEqual(["", "2", ""])
+          yield* Store.append({ a: bytes("new") })
+          expect(text(yield* Store.getOne("a"))).toBe("new")
+        })
+      )
+    )
+
+    it.live("drop removes everything and the store stays usable", () =>
+      fresh(
+        Effect.gen(function* () {
+          yield* Store.append({ a: bytes("1"), b: bytes("2") })
+          yield* Store.append([[["t", "u"], bytes("3")]])
+          yield* Store.iset("s", bytes("set"))
+          yield* Store.drop
+          expect((yield* Store.get(["a", "b", ["t", "u"], "s"])).map((v) => v.byteLength)).toEqual([0, 0, 0, 0])
+          yield* Store.append({ a: bytes("again") })
+          yield* Store.iset("s", bytes("set again"))
+          expect((yield* Store.get(["a", "s"])).map(text)).toEqual(["again", "set again"])
+          yield* Store.drop
+          yield* Store.drop
+        })
+      )
+    )
+
+    it.live("empty values are stored and read back as empty", () =>
+      fresh(
+        Effect.gen(function* () {
+          yield* Store.append({ e: new Uint8Array(0) })
+          expect((yield* Store.getOne("e")).byteLength).toBe(0)
+          yield* Store.append({ e: bytes("x"), f: new Uint8Array(0) })
+          yield* Store.append({ e: new Uint8Array(0) })
+          expect(text(yield* Store.getOne("e"))).toBe("x")
+          yield* Store.iset("g", new Uint8Array(0))
+          expect((yield* Store.getOne("g")).byteLength).toBe(0)
+        })
+      )
+    )
+
+    it.live("all 256 byte values survive", () =>
+      fresh(
+        Effect.gen(function* () {
+          const all = pattern(256)
+          yield* Store.append({ bin: all.subarray(0, 100) })
+          yield* Store.append({ bin: all.subarray(100) })
+          yield* Store.iset("binset", all)
+          const [bin, binset] = yield* Store.get(["bin", "binset"])
+          expectBytes(bin, all)
+          expectBytes(binset, all)
+        })
+      )
+    )
+
+    it.live("the store owns its bytes: callers may reuse and mutate arrays", () =>
+      fresh(
+        Effect.gen(function* () {
+          const chunk = bytes("abc")
+          yield* Store.append({ own: chunk })
+          chunk.fill(0)
+          const first = yield* Store.getOne("own")
+          expect(text(first)).toBe("abc")
+          first.fill(0)
+          expect(text(yield* Store.getOne("own"))).toBe("abc")
+        })
+      )
+    )
+
+    it.live(
+      `one large value (${maxValueBytes >> 20} MiB) appended in pieces`,
+      () =>
+        fresh(
+          Effect.gen(function* () {
+            const big = pattern(maxValueBytes, 7)
+            const piece = Math.ceil(maxValueBytes / 4)
+            for (let offset = 0; offset < maxValueBytes; offset += piece) {
+              yield* Store.append({ big: big.subarray(offset, Math.min(offset + piece, maxValueBytes)) })
+            }
+            expectBytes(yield* Store.getOne("big"), big)
+            yield* Store.delete(["big"])
+            yield* Store.append({ big2: big })
+            expect((yield* Store.getOne("big2")).byteLength).toBe(maxValueBytes)
+          })
+        ),
+      timeout
+    )
+
+    it.live(
+      "100k tiny appends keep per-key order",
+      () =>
+        fresh(
+          Effect.gen(function* () {
+            const keys = 100
+            const perKey = 1000
+            yield* Effect.forEach(
+              Array.from({ length: keys }, (_, k) => k),
+              (k) =>
+                Effect.gen(function* () {
+                  for (let i = 0; i < perKey; i++) {
+                    yield* Store.append({ [`tiny-${k}`]: Uint8Array.of((k + i) & 0xff) })
+                  }
+                }),
+              { concurrency: "unbounded", discard: true }
+            )
+            const values = yield* Store.get(Array.from({ length: keys }, (_, k) => `tiny-${k}`))
+            values.forEach((value, k) => {
+              expectBytes(value, pattern(perKey, k))
+            })
+          })
+        ),
+      timeout
+    )
+
+    it.live(
+      "1000 concurrent fibers: every byte present exactly once, each fiber's appends in order",
+      () =>
+        fresh(
+          Effect.gen(function* () {
+            const fibers = 1000
+            const rounds = 8
+            yield* Effect.forEach(
+              Array.from({ length: fibers }, (_, f) => f),
+              (f) =>
+                Effect.gen(function* () {
+                  for (let r = 0; r < rounds; r++) {
+                    const record = new Uint8Array(4)
+                    new DataView(record.buffer).setUint16(0, f)
+                    new DataView(record.buffer).setUint16(2, r)
+                    yield* Store.append([
+                      ["shared", record],
+                      [`own-${f}`, Uint8Array.of(r)]
+                    ])
+                  }
+                }),
+              { concurrency: "unbounded", discard: true }
+            )
+            const shared = yield* Store.getOne("shared")
+            expect(shared.byteLength).toBe(fibers * rounds * 4)
+            const view = new DataView(shared.buffer, shared.byteOffset, shared.byteLength)
+            const next = new Array<number>(fibers).fill(0)
+            for (let o = 0; o < shared.byteLength; o += 4) {
+              const f = view.getUint16(o)
+              const r = view.getUint16(o + 2)
+              expect(r).toBe(next[f])
+              next[f] = r + 1
+            }
+            expect(next.every((n) => n === rounds)).toBe(true)
+            const own = yield* Store.get(Array.from({ length: fibers }, (_, f) => `own-${f}`))
+            for (const value of own) expectBytes(value, pattern(rounds))
+          })
+        ),
+      timeout
+    )
+
+    it.live("tuple keys are nested paths, the same as their '/'-joined string", () =>
+      fresh(
+        Effect.gen(function* () {
+          yield* Store.append([[["a", "b"], bytes("1")]])
+          yield* Store.append({ "a/b": bytes("2") })
+          yield* Store.append([[["a", 1, 2.5], bytes("n")]])
+          yield* Store.append([[["a"], bytes("not a/b")]])
+          const [ab, num, a] = yield* Store.get([["a", "b"], "a/1/2.5", "a"])
+          expect(text(ab!)).toBe("12")
+          expect(text(num!)).toBe("n")
+          expect(text(a!)).toBe("not a/b")
+          yield* Store.delete([["a", "b"]])
+          expect((yield* Store.getOne("a/b")).byteLength).toBe(0)
+          expect(text(yield* Store.getOne("a"))).toBe("not a/b")
+        })
+      )
+    )
+
+    it.live("unicode and punctuation keys are distinct keys", () =>
+      fresh(
+        Effect.gen(function* () {
+          const keys = [
+            "ключ",
+            "キー",
+            "🔑",
+            "café",
+            "cafe\u0301",
+            "a b",
+            "a:b",
+            "a\\b",
+            "A",
+            "a",
+            "%41",
+            "x?y*z",
+            "..a",
+            "a.."
+          ]
+          yield* Store.append(keys.map((k) => [k, bytes(`<${k}>`)] as const))
+          const values = yield* Store.get(keys)
+          expect(values.map(text)).toEqual(keys.map((k) => `<${k}>`))
+        })
+      )
+    )
+
+    it.live("bad keys fail with BadKey and write nothing", () =>
+      fresh(
+        Effect.gen(function* () {
+          const bad: ReadonlyArray<unknown> = [
+            "",
+            ".",
+            "..",
+            "../escape",
+            "a/../../b",
+            "/abs",
+            "a//b",
+            "a/",
+            "nul\u0000byte",
+            [],
+            ["a", "b/c"],
+            ["a", ".."],
+            ["a", ""],
+            Number.NaN,
+            null,
+            {}
+          ]
+          for (const key of bad) {
+            const appended = yield* Effect.exit(
+              Store.append([
+                ["good", bytes("x")],
+                [key as string, bytes("y")]
+              ])
+            )
+            expect(failureReason(appended), `append ${Key.show(key)}`).toBe("BadKey")
+            expect(failureReason(yield* Effect.exit(Store.get([key as string]))), `get ${Key.show(key)}`).toBe("BadKey")
+            expect(failureReason(yield* Effect.exit(Store.iset(key as string, bytes("y"))))).toBe("BadKey")
+            expect(failureReason(yield* Effect.exit(Store.delete([key as string])))).toBe("BadKey")
+          }
+          expect((yield* Store.getOne("good")).byteLength).toBe(0)
+        })
+      )
+    )
+
+    it.live("bad values fail with BadValue and write nothing", () =>
+      fresh(
+        Effect.gen(function* () {
+          const exit = yield* Effect.exit(Store.append({ good: bytes("x"), bad: "not bytes" as unknown as Uint8Array }))
+          expect(failureReason(exit)).toBe("BadValue")
+          expect(failureReason(yield* Effect.exit(Store.append([["k"]] as unknown as Store.AppendInput)))).toBe(
+            "BadValue"
+          )
+          expect(failureReason(yield* Effect.exit(Store.iset("k", [1, 2] as unknown as Uint8Array)))).toBe("BadValue")
+          expect((yield* Store.getOne("good")).byteLength).toBe(0)
+        })
+      )
+    )
+
+    it.live("a store used after its scope closed fails with Closed", () =>
+      Effect.gen(function* () {
+        const scope = yield* Scope.make()
+        const context = yield* Layer.buildWithScope(Layer.fresh(layer), scope)
+        const store = Context.get(context, Store.Store)
+        yield* store.append({ a: bytes("1") })
+        yield* Scope.close(scope, Exit.void)
+        expect(failureReason(yield* Effect.exit(store.get(["a"])))).toBe("Closed")
+        expect(failureReason(yield* Effect.exit(store.append({ a: bytes("2") })))).toBe("Closed")
+        expect(failureReason(yield* Effect.exit(store.drop))).toBe("Closed")
+      })
+    )
+
+    it.live(
+      "random append/get/delete/iset/drop sequences match a model",
+      () =>
+        Effect.promise(() =>
+          fc.assert(
+            fc.asyncProperty(fc.array(opArb, { maxLength: 30 }), (ops) =>
+              Effect.runPromise(fresh(runModel(ops)) as Effect.Effect<boolean, unknown>)
+            ),
+            { numRuns: capabilities.propertyRuns ?? 25 }
+          )
+        ),
+      timeout
+    )
+  })
+}
