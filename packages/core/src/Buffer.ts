@@ -102,7 +102,9 @@ export const make = (
   options: MakeOptions
 ): Effect.Effect<{ readonly store: Store.Shape; readonly control: Control }, Store.StoreError, Scope.Scope> =>
   Effect.gen(function* () {
-    const { fast, slow } = options
+    // The inner stores' backends: paths are validated once, by this store.
+    const fast = Store.toBackend(options.fast)
+    const slow = Store.toBackend(options.slow)
     const bound = options.availableMemory
     if (!(bound > 0) || !Number.isFinite(bound)) {
       return yield* new Store.StoreError({
@@ -186,13 +188,13 @@ export const make = (
               })
             )
             if (keys.length === 0) return
-            const entries: Array<Store.Entry> = keys.map((path) => {
+            const values = keys.map((path) => {
               const h = held.get(path)!
               const joined = h.stranded.length === 1 ? h.stranded[0]! : Bytes.concat(h.stranded, h.strandedBytes)
               h.stranded = [joined]
-              return [path, joined]
+              return joined
             })
-            const result = yield* Effect.exit(slow.append(entries))
+            const result = yield* Effect.exit(slow.append(keys, values))
             if (result._tag === "Success") {
               for (const path of keys) {
                 const h = held.get(path)!
@@ -260,9 +262,9 @@ export const make = (
     )
 
     const store = yield* Store.make({
-      append: (entries) => {
+      append: (paths, values) => {
         let size = 0
-        for (let i = 0; i < entries.length; i++) size += entries[i]![1].byteLength
+        for (let i = 0; i < values.length; i++) size += values[i]!.byteLength
         return retryAfterWaits(
           lock.withPermit(
             Effect.suspend(() => {
@@ -271,11 +273,8 @@ export const make = (
                 wakeFlusher()
                 return Effect.succeed(wait(room))
               }
-              return Effect.map(fast.append(entries), () => {
-                for (let i = 0; i < entries.length; i++) {
-                  const [path, chunk] = entries[i]!
-                  heldOf(path).fast += chunk.byteLength
-                }
+              return Effect.map(fast.append(paths, values), () => {
+                for (let i = 0; i < paths.length; i++) heldOf(paths[i]!).fast += values[i]!.byteLength
                 memory += size
                 if (memory > highWater) wakeFlusher()
                 return undefined

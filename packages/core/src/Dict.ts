@@ -1,10 +1,11 @@
 /**
  * Dict: a store in memory, partd's `Dict()`.
  *
- * Each key's value lives in one growable buffer: an append copies its chunk in
- * (the caller may reuse its array afterwards) and the buffer doubles when it
- * is full, so appending many small chunks costs amortized one copy per byte
- * and no object per chunk. `get` returns a fresh copy of the bytes. The data
+ * Like partd's Dict, which keeps a list of the appended `bytes` per key, an
+ * append keeps references to the appended chunks, so appending costs no copy
+ * at all. The chunks are therefore taken over by the store: a caller must not
+ * modify an array after appending it (copy it first if it reuses buffers).
+ * `get` concatenates into a fresh array that belongs to the caller. The data
  * is cleared when the Layer's scope closes.
  *
  * @since 0.1.0
@@ -15,21 +16,8 @@ import type * as Key from "./Key.ts"
 import * as Store from "./Store.ts"
 
 interface Slot {
-  buffer: Uint8Array
+  readonly chunks: Array<Uint8Array>
   length: number
-}
-
-const MIN_CAPACITY = 256
-
-const appendTo = (slot: Slot, chunk: Uint8Array): void => {
-  const needed = slot.length + chunk.byteLength
-  if (needed > slot.buffer.byteLength) {
-    const grown = new Uint8Array(Math.max(needed, slot.buffer.byteLength * 2, MIN_CAPACITY))
-    grown.set(slot.buffer.subarray(0, slot.length))
-    slot.buffer = grown
-  }
-  slot.buffer.set(chunk, slot.length)
-  slot.length = needed
 }
 
 /**
@@ -42,16 +30,17 @@ export const make: Effect.Effect<Store.Shape, never, Scope.Scope> = Effect.gen(f
   const data = new Map<Key.Path, Slot>()
   yield* Effect.addFinalizer(() => Effect.sync(() => data.clear()))
   return yield* Store.make({
-    append: (entries) =>
+    append: (paths, values) =>
       Effect.sync(() => {
-        for (let i = 0; i < entries.length; i++) {
-          const [path, chunk] = entries[i]!
+        for (let i = 0; i < paths.length; i++) {
+          const path = paths[i]!
+          const chunk = values[i]!
           const slot = data.get(path)
           if (slot === undefined) {
-            // A first chunk is copied exactly: many keys get only one.
-            data.set(path, { buffer: Bytes.copy(chunk), length: chunk.byteLength })
+            data.set(path, { chunks: [chunk], length: chunk.byteLength })
           } else {
-            appendTo(slot, chunk)
+            slot.chunks.push(chunk)
+            slot.length += chunk.byteLength
           }
         }
       }),
@@ -59,12 +48,12 @@ export const make: Effect.Effect<Store.Shape, never, Scope.Scope> = Effect.gen(f
       Effect.sync(() =>
         paths.map((path) => {
           const slot = data.get(path)
-          return slot === undefined ? Bytes.empty() : slot.buffer.slice(0, slot.length)
+          return slot === undefined ? Bytes.empty() : Bytes.concat(slot.chunks, slot.length)
         })
       ),
     iset: (path, value) =>
       Effect.sync(() => {
-        data.set(path, { buffer: Bytes.copy(value), length: value.byteLength })
+        data.set(path, { chunks: [value], length: value.byteLength })
       }),
     delete: (paths) =>
       Effect.sync(() => {

@@ -132,45 +132,47 @@ const segmentToString = (segment: unknown): string | undefined => {
 }
 
 /**
- * The result of {@link toPath}: the canonical path, or why the key is invalid.
+ * Why a key is invalid: what {@link toPath} returns for a bad key.
  *
  * @since 0.1.0
  * @category models
  */
-export type Validated =
-  | { readonly _tag: "Path"; readonly path: Path }
-  | { readonly _tag: "Invalid"; readonly problem: string }
-
-const invalid = (problem: string): Validated => ({ _tag: "Invalid", problem })
+export class Invalid {
+  readonly problem: string
+  constructor(problem: string) {
+    this.problem = problem
+  }
+}
 
 /**
- * Validates a key and returns its canonical path.
+ * Validates a key and returns its canonical path, or {@link Invalid}. A valid
+ * string key is its own path, so the common case allocates nothing.
  *
  * @since 0.1.0
  * @category validation
  */
-export const toPath = (key: unknown): Validated => {
+export const toPath = (key: unknown): Path | Invalid => {
   if (typeof key === "string") {
     const problem = pathProblem(key)
-    return problem === undefined ? { _tag: "Path", path: key } : invalid(problem)
+    return problem === undefined ? key : new Invalid(problem)
   }
   if (typeof key === "number") {
-    return Number.isFinite(key) ? { _tag: "Path", path: String(key) } : invalid("a numeric key must be finite")
+    return Number.isFinite(key) ? String(key) : new Invalid("a numeric key must be finite")
   }
   if (Array.isArray(key)) {
-    if (key.length === 0) return invalid("empty tuple")
+    if (key.length === 0) return new Invalid("empty tuple")
     const parts: Array<string> = []
     for (const element of key) {
       const segment = segmentToString(element)
-      if (segment === undefined) return invalid("a tuple element must be a string or a finite number")
-      if (segment.includes("/")) return invalid(`tuple element "${segment}" contains "/"`)
+      if (segment === undefined) return new Invalid("a tuple element must be a string or a finite number")
+      if (segment.includes("/")) return new Invalid(`tuple element "${segment}" contains "/"`)
       parts.push(segment)
     }
     const path = parts.join("/")
     const problem = pathProblem(path)
-    return problem === undefined ? { _tag: "Path", path } : invalid(problem)
+    return problem === undefined ? path : new Invalid(problem)
   }
-  return invalid(`a key must be a string, a number or a tuple, got ${key === null ? "null" : typeof key}`)
+  return new Invalid(`a key must be a string, a number or a tuple, got ${key === null ? "null" : typeof key}`)
 }
 
 /**

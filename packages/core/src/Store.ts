@@ -7,7 +7,10 @@
  *
  * - `append(data)` appends each chunk to its key's value. `data` is a record
  *   (`{ key: bytes }`) or any iterable of `[key, bytes]` pairs (a `Map`, an
- *   array), in which a key may appear more than once.
+ *   array), in which a key may appear more than once. The chunks are handed
+ *   over to the store, which may keep them without copying (that is what
+ *   makes in-memory appends free): do not modify an array after appending it.
+ * - `get` returns fresh arrays that belong to the caller.
  * - `get(keys)` returns the values of the keys in order; a key that holds
  *   nothing returns empty bytes.
  * - `iset(key, value)` sets a key's value, but only the first time it is called
@@ -106,26 +109,22 @@ export interface Shape {
 export class Store extends Context.Service<Store, Shape>()("@partd/core/Store") {}
 
 /**
- * One appended chunk, addressed by its canonical path.
- *
- * @since 0.1.0
- * @category models
- */
-export type Entry = readonly [path: Key.Path, value: Uint8Array]
-
-/**
  * What a backend implements: the store operations over canonical key paths,
- * already validated. `append` receives the chunks in call order; a path may
- * occur more than once. The arrays it is given still belong to the caller,
- * who may reuse them once the call returns, so a backend that keeps them in
- * memory copies them; likewise what `get` returns belongs to the caller and
- * must not alias memory the backend keeps.
+ * already validated. `append` receives the chunks in call order as two
+ * parallel arrays (no object per chunk on the hot path); a path may occur more
+ * than once. Appended arrays are handed over, as Python hands over immutable
+ * `bytes`: a backend may keep them without copying, and the caller must not
+ * modify them afterwards. What `get` returns belongs to the caller and must
+ * not alias memory the backend keeps.
  *
  * @since 0.1.0
  * @category models
  */
 export interface Backend {
-  readonly append: (entries: ReadonlyArray<Entry>) => Effect.Effect<void, StoreError>
+  readonly append: (
+    paths: ReadonlyArray<Key.Path>,
+    values: ReadonlyArray<Uint8Array>
+  ) => Effect.Effect<void, StoreError>
   readonly get: (paths: ReadonlyArray<Key.Path>) => Effect.Effect<ReadonlyArray<Uint8Array>, StoreError>
   readonly iset: (path: Key.Path, value: Uint8Array) => Effect.Effect<void, StoreError>
   readonly delete: (paths: ReadonlyArray<Key.Path>) => Effect.Effect<void, StoreError>
@@ -147,14 +146,26 @@ const closedError = (method: string) =>
   new StoreError({ reason: "Closed", method, description: "the store's scope has closed" })
 
 /**
- * Validates an `append` input into entries, or returns the error for the first
- * bad key or value. Nothing is written when anything is invalid.
+ * An `append` input, validated: parallel arrays of paths and chunks.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Batch {
+  readonly paths: Array<Key.Path>
+  readonly values: Array<Uint8Array>
+}
+
+/**
+ * Validates an `append` input, or returns the error for the first bad key or
+ * value. Nothing is written when anything is invalid.
  *
  * @since 0.1.0
  * @category validation
  */
-export const toEntries = (data: AppendInput): ReadonlyArray<Entry> | StoreError => {
-  const entries: Array<Entry> = []
+export const toBatch = (data: AppendInput): Batch | StoreError => {
+  const paths: Array<Key.Path> = []
+  const values: Array<Uint8Array> = []
   if (data === null || typeof data !== "object") {
     return new StoreError({ reason: "BadValue", method: "append", description: "append takes a record or an iterable" })
   }
@@ -164,21 +175,23 @@ export const toEntries = (data: AppendInput): ReadonlyArray<Entry> | StoreError 
         return new StoreError({ reason: "BadValue", method: "append", description: "expected [key, bytes] pairs" })
       }
       const [key, value] = pair
-      const validated = Key.toPath(key)
-      if (validated._tag === "Invalid") return badKey("append", key, validated.problem)
+      const path = Key.toPath(key)
+      if (path instanceof Key.Invalid) return badKey("append", key, path.problem)
       if (!(value instanceof Uint8Array)) return badValue("append", key, value)
-      entries.push([validated.path, value])
+      paths.push(path)
+      values.push(value)
     }
-    return entries
+    return { paths, values }
   }
   for (const key in data) {
     const value = (data as Record<string, unknown>)[key]
-    const validated = Key.toPath(key)
-    if (validated._tag === "Invalid") return badKey("append", key, validated.problem)
+    const path = Key.toPath(key)
+    if (path instanceof Key.Invalid) return badKey("append", key, path.problem)
     if (!(value instanceof Uint8Array)) return badValue("append", key, value)
-    entries.push([validated.path, value])
+    paths.push(path)
+    values.push(value)
   }
-  return entries
+  return { paths, values }
 }
 
 /**
@@ -194,11 +207,35 @@ export const toPaths = (method: string, keys: ReadonlyArray<Key.Key>): Array<Key
   }
   const paths = new Array<Key.Path>(keys.length)
   for (let i = 0; i < keys.length; i++) {
-    const validated = Key.toPath(keys[i])
-    if (validated._tag === "Invalid") return badKey(method, keys[i], validated.problem)
-    paths[i] = validated.path
+    const path = Key.toPath(keys[i])
+    if (path instanceof Key.Invalid) return badKey(method, keys[i], path.problem)
+    paths[i] = path
   }
   return paths
+}
+
+const BackendTypeId: unique symbol = Symbol.for("@partd/core/Store/Backend")
+
+/**
+ * The backend under a store, for stores that wrap other stores (Buffer,
+ * encodings): calling it skips validating paths that are already valid. For a
+ * store not made by {@link make}, an adapter over its public operations.
+ * Calls through the backend bypass the store's `Closed` check and
+ * idempotent-set bookkeeping, which the wrapping store keeps for itself.
+ *
+ * @since 0.1.0
+ * @category destructors
+ */
+export const toBackend = (store: Shape): Backend => {
+  const backend = (store as Shape & { readonly [BackendTypeId]?: Backend })[BackendTypeId]
+  if (backend !== undefined) return backend
+  return {
+    append: (paths, values) => store.append(paths.map((path, i) => [path, values[i]!] as const)),
+    get: (paths) => store.get(paths),
+    iset: (path, value) => store.iset(path, value),
+    delete: (paths) => store.delete(paths),
+    drop: store.drop
+  }
 }
 
 /**
@@ -224,13 +261,14 @@ export const make = (backend: Backend): Effect.Effect<Shape, never, Scope.Scope>
       })
     )
 
-    return Store.of({
+    const store: Shape & { readonly [BackendTypeId]: Backend } = {
+      [BackendTypeId]: backend,
       append: (data) =>
         Effect.suspend(() => {
           if (closed) return Effect.fail(closedError("append"))
-          const entries = toEntries(data)
-          if (entries instanceof StoreError) return Effect.fail(entries)
-          return entries.length === 0 ? Effect.void : backend.append(entries)
+          const batch = toBatch(data)
+          if (batch instanceof StoreError) return Effect.fail(batch)
+          return batch.paths.length === 0 ? Effect.void : backend.append(batch.paths, batch.values)
         }),
       get: (keys) =>
         Effect.suspend(() => {
@@ -242,10 +280,9 @@ export const make = (backend: Backend): Effect.Effect<Shape, never, Scope.Scope>
       iset: (key, value) =>
         Effect.suspend(() => {
           if (closed) return Effect.fail(closedError("iset"))
-          const validated = Key.toPath(key)
-          if (validated._tag === "Invalid") return Effect.fail(badKey("iset", key, validated.problem))
+          const path = Key.toPath(key)
+          if (path instanceof Key.Invalid) return Effect.fail(badKey("iset", key, path.problem))
           if (!(value instanceof Uint8Array)) return Effect.fail(badValue("iset", key, value))
-          const path = validated.path
           if (isetSeen.has(path)) return Effect.void
           return Effect.map(backend.iset(path, value), () => {
             isetSeen.add(path)
@@ -267,7 +304,8 @@ export const make = (backend: Backend): Effect.Effect<Shape, never, Scope.Scope>
           isetSeen.clear()
         })
       })
-    })
+    }
+    return Store.of(store)
   })
 
 /**

@@ -16,14 +16,16 @@ suite(
  * A store in front of another whose every call first waits (a slow disk or
  * network), to widen the windows in which spills and reads interleave.
  */
-const sluggish = (inner: Store.Shape, delay: Effect.Effect<void>): Effect.Effect<Store.Shape, never, Scope.Scope> =>
-  Store.make({
-    append: (entries) => Effect.andThen(delay, inner.append(entries)),
+const sluggish = (store: Store.Shape, delay: Effect.Effect<void>): Effect.Effect<Store.Shape, never, Scope.Scope> => {
+  const inner = Store.toBackend(store)
+  return Store.make({
+    append: (paths, values) => Effect.andThen(delay, inner.append(paths, values)),
     get: (paths) => Effect.andThen(delay, inner.get(paths)),
     iset: (path, value) => Effect.andThen(delay, inner.iset(path, value)),
     delete: (paths) => Effect.andThen(delay, inner.delete(paths)),
     drop: Effect.andThen(delay, inner.drop)
   })
+}
 
 const sluggishDict = Layer.effect(
   Store.Store,
@@ -37,17 +39,19 @@ suite(
 )
 
 /** A store whose writes fail while `broken.value` is true: a full disk, a dead server. */
-const breakable = (inner: Store.Shape, broken: { value: boolean }) =>
-  Store.make({
-    append: (entries) =>
+const breakable = (store: Store.Shape, broken: { value: boolean }) => {
+  const inner = Store.toBackend(store)
+  return Store.make({
+    append: (paths, values) =>
       broken.value
         ? Effect.fail(new Store.StoreError({ reason: "Io", method: "append", description: "disk full" }))
-        : inner.append(entries),
+        : inner.append(paths, values),
     get: (paths) => inner.get(paths),
     iset: (path, value) => inner.iset(path, value),
     delete: (paths) => inner.delete(paths),
     drop: inner.drop
   })
+}
 
 const text = (u: Uint8Array) => new TextDecoder().decode(u)
 const bytes = (s: string) => new TextEncoder().encode(s)

@@ -1,0 +1,55 @@
+/**
+ * One benchmark measurement in its own process, so that its peak RSS is its
+ * own: `node test/bench/case.ts <case name> <workload>` prints one JSON line.
+ */
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { Store } from "@partd/core"
+import { allKeys, appendAll, buildCalls, makePool, totalBytes, verify, workloads } from "@partd/test/Workload"
+import { Effect } from "effect"
+import { cases } from "./cases/index.ts"
+
+const [caseName, workloadName] = process.argv.slice(2)
+const benchCase = cases.find((c) => c.name === caseName)
+const workload = workloads[workloadName ?? ""]
+if (benchCase === undefined || workload === undefined) {
+  console.error(`unknown case ${caseName} or workload ${workloadName}`)
+  process.exit(2)
+}
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "partd-bench-"))
+const pool = makePool()
+const calls = buildCalls(workload, pool)
+const total = totalBytes(workload)
+
+const program = Effect.gen(function* () {
+  const store = yield* Store.Store
+  // Start the clock on a clean heap: building the calls is not part of the measurement.
+  ;(globalThis as { gc?: () => void }).gc?.()
+  const t0 = performance.now()
+  yield* appendAll(store, calls)
+  const t1 = performance.now()
+  const values = yield* store.get(allKeys(workload))
+  const t2 = performance.now()
+  const problem = verify(workload, pool, values)
+  yield* store.drop
+  return {
+    appendSeconds: (t1 - t0) / 1000,
+    getSeconds: (t2 - t1) / 1000,
+    appendMBps: total / ((t1 - t0) / 1000) / 1e6,
+    getMBps: total / ((t2 - t1) / 1000) / 1e6,
+    problem: problem ?? null
+  }
+}).pipe(Effect.provide(benchCase.layer(dir)))
+
+Effect.runPromise(program)
+  .then((result) => {
+    const peakRssMB = process.resourceUsage().maxRSS / 1024
+    process.stdout.write(`${JSON.stringify({ ...result, peakRssMB })}\n`)
+  })
+  .catch((error) => {
+    console.error(error)
+    process.exitCode = 1
+  })
+  .finally(() => fs.rmSync(dir, { recursive: true, force: true }))

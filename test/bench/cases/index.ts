@@ -1,0 +1,9 @@
+/**
+ * Every benchmark row, one module per package.
+ */
+import { coreCases } from "./core.ts"
+import type { BenchCase } from "./model.ts"
+
+export type { Bar, BenchCase, Metric } from "./model.ts"
+
+export const cases: ReadonlyArray<BenchCase> = [...coreCases]

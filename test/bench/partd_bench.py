@@ -1,0 +1,76 @@
+"""Python partd's side of `npm run bench`: one store, one workload, one JSON line.
+
+Run by test/bench/run.ts with Debian's python3 (python3-partd). The store is a
+Python expression in which `tmpdir` names a fresh temporary directory.
+"""
+import json
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+
+import partd  # noqa: F401  (used by the store expression)
+
+POOL_BYTES = 1 << 20
+
+
+def make_pool():
+    # The same generator as test/src/Workload.ts, so both sides move the same bytes.
+    pool = bytearray(POOL_BYTES)
+    x = 2463534242
+    for i in range(POOL_BYTES):
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        r = x & 0xFF
+        pool[i] = 97 + ((r * r) >> 12)
+    return bytes(pool)
+
+
+def main():
+    spec = json.loads(sys.argv[1])
+    keys, calls, size = spec["keys"], spec["calls"], spec["valueBytes"]
+    pool = make_pool()
+    names = ["key-%d" % k for k in range(keys)]
+
+    def chunk(call, key):
+        o = ((call * 7919 + key * 104729) * 8) % (POOL_BYTES - size)
+        return pool[o:o + size]
+
+    batches = [{names[k]: chunk(c, k) for k in range(keys)} for c in range(calls)]
+    tmpdir = tempfile.mkdtemp(prefix="partd-bench-py-")
+    try:
+        store = eval(spec["python"], {"partd": partd, "tmpdir": tmpdir})
+        t0 = time.perf_counter()
+        for batch in batches:
+            store.append(batch)
+        t1 = time.perf_counter()
+        values = store.get(names)
+        t2 = time.perf_counter()
+        problem = None
+        for k in range(keys):
+            expected = b"".join(chunk(c, k) for c in range(calls))
+            if values[k] != expected:
+                # partd's Buffer returns fast+slow, out of append order, once a key has spilled.
+                problem = "%s: %d bytes, %s" % (
+                    names[k], len(values[k]),
+                    "same bytes out of order" if sorted(values[k]) == sorted(expected) else "wrong bytes")
+                break
+        total = keys * calls * size
+        print(json.dumps({
+            "appendSeconds": t1 - t0,
+            "getSeconds": t2 - t1,
+            "appendMBps": total / (t1 - t0) / 1e6,
+            "getMBps": total / (t2 - t1) / 1e6,
+            "peakRssMB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "problem": problem,
+        }))
+        store.drop()
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+/**
+ * `npm run bench`: every row of cases.ts on the shuffle workloads, each
+ * measurement in its own process, side by side with Python partd on the same
+ * workload in the same run, with our/partd ratios and the bars.
+ *
+ *   npm run bench                      all rows, best of 3 runs each
+ *   npm run bench -- --runs 1          one run each
+ *   npm run bench -- --only Buffer     rows whose name contains "Buffer"
+ *
+ * Results are written as JSON to bench-results/ (not committed).
+ */
+import { spawnSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import { totalBytes, workloads } from "@partd/test/Workload"
+import { type Bar, cases, type Metric } from "./cases/index.ts"
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+const root = path.resolve(here, "../..")
+
+const argValue = (flag: string): string | undefined => {
+  const i = process.argv.indexOf(flag)
+  return i === -1 ? undefined : process.argv[i + 1]
+}
+const runs = Number(argValue("--runs") ?? 3)
+const only = argValue("--only")
+
+interface Measurement {
+  readonly appendMBps: number
+  readonly getMBps: number
+  readonly peakRssMB: number
+  readonly problem?: string | null
+}
+
+/** Finds a python3 that can import partd (Debian's python3-partd lives under /usr/bin/python3). */
+const findPython = (): string | undefined => {
+  for (const candidate of ["python3", "/usr/bin/python3"]) {
+    const probe = spawnSync(candidate, ["-c", "import partd"], { stdio: "ignore" })
+    if (probe.status === 0) return candidate
+  }
+  return undefined
+}
+
+const python = findPython()
+
+const progress = (line: string): void => {
+  if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${line}`)
+  else process.stderr.write(`${line}\n`)
+}
+
+const runChild = (command: string, args: ReadonlyArray<string>): Measurement | string => {
+  const child = spawnSync(command, args, { cwd: root, encoding: "utf8", maxBuffer: 16 * 1024 * 1024 })
+  if (child.status !== 0)
+    return `exit ${child.status}: ${(child.stderr || child.stdout).trim().split("\n").slice(-3).join(" ")}`
+  const line = child.stdout.trim().split("\n").pop() ?? ""
+  try {
+    return JSON.parse(line) as Measurement
+  } catch {
+    return `unreadable output: ${line.slice(0, 200)}`
+  }
+}
+
+/** Best of `runs`: highest throughput, lowest peak RSS seen. */
+const best = (label: string, run: () => Measurement | string): Measurement | string => {
+  let result: Measurement | undefined
+  for (let i = 0; i < runs; i++) {
+    progress(`${label} run ${i + 1}/${runs}`)
+    const m = run()
+    if (typeof m === "string") return m
+    result =
+      result === undefined
+        ? m
+        : {
+            appendMBps: Math.max(result.appendMBps, m.appendMBps),
+            getMBps: Math.max(result.getMBps, m.getMBps),
+            peakRssMB: Math.min(result.peakRssMB, m.peakRssMB),
+            problem: result.problem ?? m.problem ?? null
+          }
+  }
+  return result!
+}
+
+interface Row {
+  readonly name: string
+  readonly workload: string
+  readonly ours: Measurement | string
+  readonly partd: Measurement | string | undefined
+}
+
+const selected = cases.filter((c) => only === undefined || c.name.includes(only))
+const rows: Array<Row> = []
+const total = selected.reduce((n, c) => n + c.workloads.length, 0)
+let index = 0
+for (const benchCase of selected) {
+  for (const workloadName of benchCase.workloads) {
+    index++
+    const label = `[${index}/${total}] ${benchCase.name} ${workloadName}`
+    const ours = best(`${label} (ts)`, () =>
+      runChild(process.execPath, ["--expose-gc", path.join(here, "case.ts"), benchCase.name, workloadName])
+    )
+    let partd: Measurement | string | undefined
+    if (python !== undefined && benchCase.python !== undefined) {
+      const spec = JSON.stringify({ ...workloads[workloadName]!, python: benchCase.python })
+      partd = best(`${label} (partd-py)`, () => runChild(python, [path.join(here, "partd_bench.py"), spec]))
+    }
+    rows.push({ name: benchCase.name, workload: workloadName, ours, partd })
+  }
+}
+progress("")
+if (process.stderr.isTTY) process.stderr.write("\r\x1b[K")
+
+const fmt = (n: number): string => (n >= 100 ? n.toFixed(0) : n.toFixed(1))
+const ratio = (a: number, b: number): string => `${(a / b).toFixed(2)}×`
+const pad = (s: string, n: number): string => s.padEnd(n)
+
+console.log(
+  `partd-ts benchmark — node ${process.version}, ${runs === 1 ? "1 run" : `best of ${runs} runs`}` +
+    (python === undefined ? ", Python partd not found (apt-get install python3-partd)" : `, Python partd via ${python}`)
+)
+console.log("")
+console.log(
+  `${pad("store", 34)}${pad("load", 6)}${pad("append MB/s", 13)}${pad("get MB/s", 12)}${pad("peak RSS MB", 13)}` +
+    `${pad("partd-py append", 17)}${pad("partd-py get", 14)}${pad("append ×", 10)}get ×`
+)
+for (const row of rows) {
+  const w = workloads[row.workload]!
+  const mib = (totalBytes(w) / 1024 / 1024).toFixed(0)
+  const load = `${row.workload}`
+  if (typeof row.ours === "string") {
+    console.log(`${pad(row.name, 34)}${pad(load, 6)}FAILED: ${row.ours}`)
+    continue
+  }
+  const o = row.ours
+  const p = typeof row.partd === "object" ? row.partd : undefined
+  console.log(
+    `${pad(row.name, 34)}${pad(load, 6)}${pad(fmt(o.appendMBps), 13)}${pad(fmt(o.getMBps), 12)}${pad(fmt(o.peakRssMB), 13)}` +
+      (p === undefined
+        ? typeof row.partd === "string"
+          ? `partd-py failed: ${row.partd}`
+          : "(no partd-py row)"
+        : `${pad(fmt(p.appendMBps), 17)}${pad(fmt(p.getMBps), 14)}${pad(ratio(o.appendMBps, p.appendMBps), 10)}${ratio(o.getMBps, p.getMBps)}`)
+  )
+  if (o.problem) console.log(`  ! ours returned wrong data: ${o.problem}`)
+  if (p?.problem) console.log(`  ! partd-py returned wrong data: ${p.problem}`)
+  void mib
+}
+console.log("")
+console.log("W1 = 256 keys × 400 calls × 1 KiB (100 MiB); W2 = 1000 keys × 200 calls × 100 B (19 MiB)")
+
+const metricName = (m: Metric) => (m === "appendMBps" ? "append" : "get")
+
+interface BarResult {
+  readonly label: string
+  readonly ok: boolean
+  readonly detail: string
+}
+
+const evaluate = (name: string, bar: Bar): BarResult => {
+  const row = rows.find((r) => r.name === name && r.workload === bar.workload)
+  const label = `${name} ${bar.workload} ${metricName(bar.metric)}`
+  if (row === undefined || typeof row.ours === "string") return { label, ok: false, detail: "not measured" }
+  if (row.ours.problem) return { label, ok: false, detail: `wrong data: ${row.ours.problem}` }
+  const ours = row.ours[bar.metric]
+  const parts: Array<BarResult> = []
+  if (bar.atLeastTimesPartd !== undefined) {
+    if (typeof row.partd !== "object") {
+      parts.push({ label, ok: false, detail: "partd-py not measured" })
+    } else {
+      const r = ours / row.partd[bar.metric]
+      parts.push({
+        label,
+        ok: r >= bar.atLeastTimesPartd,
+        detail: `${r.toFixed(2)}× partd-py (bar ≥ ${bar.atLeastTimesPartd}×)`
+      })
+    }
+  }
+  if (bar.atLeastMBps !== undefined) {
+    parts.push({ label, ok: ours >= bar.atLeastMBps, detail: `${fmt(ours)} MB/s (bar ≥ ${bar.atLeastMBps} MB/s)` })
+  }
+  if (bar.atMostRssMB !== undefined) {
+    const rss = row.ours.peakRssMB
+    parts.push({
+      label: `${name} ${bar.workload} peak RSS`,
+      ok: rss <= bar.atMostRssMB,
+      detail: `${fmt(rss)} MB (bar ≤ ${bar.atMostRssMB} MB)`
+    })
+  }
+  return { label, ok: parts.every((p) => p.ok), detail: parts.map((p) => p.detail).join("; ") }
+}
+
+const bars = selected.flatMap((c) => (c.bars ?? []).map((bar) => evaluate(c.name, bar)))
+if (bars.length > 0) {
+  console.log("")
+  console.log("Bars:")
+  for (const bar of bars) console.log(`  ${bar.ok ? "PASS" : "MISS"}  ${bar.label}: ${bar.detail}`)
+}
+
+const outDir = path.join(root, "bench-results")
+fs.mkdirSync(outDir, { recursive: true })
+const outFile = path.join(outDir, `bench-${new Date().toISOString().replace(/[:.]/g, "-")}.json`)
+fs.writeFileSync(
+  outFile,
+  `${JSON.stringify({ date: new Date().toISOString(), node: process.version, runs, python: python ?? null, rows, bars }, null, 2)}\n`
+)
+console.log("")
+console.log(`results: ${path.relative(root, outFile)}`)
