@@ -13,6 +13,7 @@ import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import { findPython } from "@partd/test/Python"
 import { totalBytes, workloads } from "@partd/test/Workload"
 import { type Bar, cases, type Metric } from "./cases/index.ts"
 
@@ -31,15 +32,6 @@ interface Measurement {
   readonly getMBps: number
   readonly peakRssMB: number
   readonly problem?: string | null
-}
-
-/** Finds a python3 that can import partd (Debian's python3-partd lives under /usr/bin/python3). */
-const findPython = (): string | undefined => {
-  for (const candidate of ["python3", "/usr/bin/python3"]) {
-    const probe = spawnSync(candidate, ["-c", "import partd"], { stdio: "ignore" })
-    if (probe.status === 0) return candidate
-  }
-  return undefined
 }
 
 const python = findPython()
