@@ -71,6 +71,14 @@ const READ_FLAGS = O_RDONLY
 
 const DEFAULT_MAX_OPEN_FILES = 2048
 
+/** A key's cached append handle, and the chunks the running append has for it. */
+interface Handle {
+  readonly path: Key.Path
+  readonly fd: number
+  stamp: number
+  readonly chunks: Array<Uint8Array>
+}
+
 /** A system error's code, or undefined for anything else. */
 const codeOf = (error: unknown): string | undefined =>
   typeof error === "object" && error !== null ? (error as NodeJS.ErrnoException).code : undefined
@@ -153,19 +161,23 @@ export const make = (options: Options = {}): Effect.Effect<Store.Shape, Store.St
     const maxRelative = FileName.PATH_MAX - 1 - Buffer.byteLength(rootPrefix) - FileName.LEAF.length - 1
 
     // Append handles by key path, oldest first (Map keeps insertion order).
-    const handles = new Map<Key.Path, number>()
+    const handles = new Map<Key.Path, Handle>()
+    // Which handles the running append has chunks for: `stamp` tells them apart
+    // without a Map per call.
+    let stamp = 0
+    const touched: Array<Handle> = []
     // Relative file paths by key path, for keys seen recently.
     const names = new Map<Key.Path, string>()
 
     const closeAll = (): void => {
-      for (const fd of handles.values()) fs.closeSync(fd)
+      for (const handle of handles.values()) fs.closeSync(handle.fd)
       handles.clear()
     }
     const forget = (path: Key.Path): void => {
-      const fd = handles.get(path)
-      if (fd !== undefined) {
+      const handle = handles.get(path)
+      if (handle !== undefined) {
         handles.delete(path)
-        fs.closeSync(fd)
+        fs.closeSync(handle.fd)
       }
     }
     yield* Effect.addFinalizer(() => Effect.sync(closeAll))
@@ -251,22 +263,24 @@ export const make = (options: Options = {}): Effect.Effect<Store.Shape, Store.St
       }
     }
 
-    /** The cached append handle of a key, opening it when needed. */
-    const handleOf = (path: Key.Path, relative: string): number => {
+    /** Closes the oldest quarter of the handles at once, so eviction is not paid per key. */
+    const evict = (): void => {
+      let n = Math.max(1, maxOpenFiles >> 2)
+      for (const [path, handle] of handles) {
+        handles.delete(path)
+        fs.closeSync(handle.fd)
+        if (--n === 0) break
+      }
+    }
+
+    /** The cached append handle of a key, opening it when needed. Call with no chunks pending. */
+    const handleOf = (path: Key.Path, relative: string): Handle => {
       const cached = handles.get(path)
       if (cached !== undefined) return cached
-      if (handles.size >= maxOpenFiles) {
-        // Close the oldest quarter at once, so eviction is not paid per key.
-        let n = Math.max(1, maxOpenFiles >> 2)
-        for (const [oldPath, fd] of handles) {
-          handles.delete(oldPath)
-          fs.closeSync(fd)
-          if (--n === 0) break
-        }
-      }
-      const fd = openForAppend(relative)
-      handles.set(path, fd)
-      return fd
+      if (handles.size >= maxOpenFiles) evict()
+      const handle: Handle = { path, fd: openForAppend(relative), stamp: 0, chunks: [] }
+      handles.set(path, handle)
+      return handle
     }
 
     const writeAll = (fd: number, chunk: Uint8Array): void => {
@@ -290,6 +304,20 @@ export const make = (options: Options = {}): Effect.Effect<Store.Shape, Store.St
         writeAll(fd, chunk.subarray(written))
         written = 0
       }
+    }
+
+    /** Writes the chunks collected for the touched handles, one write (or writev) per key. */
+    const writeTouched = (at: { key: string | undefined }): void => {
+      for (const handle of touched) {
+        at.key = handle.path
+        const chunks = handle.chunks
+        if (chunks.length === 1) writeAll(handle.fd, chunks[0]!)
+        else writeChunks(handle.fd, chunks)
+        if (fsync) fs.fsyncSync(handle.fd)
+        chunks.length = 0
+      }
+      touched.length = 0
+      stamp++
     }
 
     /** Whether some proper prefix of `relative` is a key's file (so `relative` cannot exist). */
@@ -324,7 +352,7 @@ export const make = (options: Options = {}): Effect.Effect<Store.Shape, Store.St
     /** Reads a key's file; a file that does not exist reads as empty bytes. */
     const readKey = (path: Key.Path, relative: string): Uint8Array => {
       const cached = handles.get(path)
-      if (cached !== undefined) return readAll(cached)
+      if (cached !== undefined) return readAll(cached.fd)
       const full = rootPrefix + relative
       let fd: number
       try {
@@ -411,36 +439,32 @@ export const make = (options: Options = {}): Effect.Effect<Store.Shape, Store.St
     const backend: Store.Backend = {
       append: (paths, values) =>
         locked("append", (at) => {
-          // Group the call's chunks by key, in call order, so each key is one write.
-          const order: Array<Key.Path> = []
-          const groups = new Map<Key.Path, Uint8Array | Array<Uint8Array>>()
+          // Name every new key before writing anything, so a bad key writes nothing.
           for (let i = 0; i < paths.length; i++) {
-            const path = paths[i]!
-            const value = values[i]!
-            const group = groups.get(path)
-            if (group === undefined) {
-              groups.set(path, value)
-              order.push(path)
-            } else if (Array.isArray(group)) {
-              group.push(value)
-            } else {
-              groups.set(path, [group, value])
+            if (!handles.has(paths[i]!)) nameOf("append", paths[i]!)
+          }
+          // Collect each key's chunks in call order, then write each key once.
+          stamp++
+          try {
+            for (let i = 0; i < paths.length; i++) {
+              const path = paths[i]!
+              let handle = handles.get(path)
+              if (handle === undefined) {
+                at.key = path
+                // Eviction closes handles: write what is pending first.
+                if (handles.size >= maxOpenFiles) writeTouched(at)
+                handle = handleOf(path, nameOf("append", path))
+              }
+              if (handle.stamp !== stamp) {
+                handle.stamp = stamp
+                touched.push(handle)
+              }
+              handle.chunks.push(values[i]!)
             }
-          }
-          // Name every key before writing anything, so a bad key writes nothing.
-          const relatives = new Array<string>(order.length)
-          for (let j = 0; j < order.length; j++) {
-            const path = order[j]!
-            if (!handles.has(path)) relatives[j] = nameOf("append", path)
-          }
-          for (let j = 0; j < order.length; j++) {
-            const path = order[j]!
-            at.key = path
-            const fd = handles.get(path) ?? handleOf(path, relatives[j]!)
-            const group = groups.get(path)!
-            if (Array.isArray(group)) writeChunks(fd, group)
-            else if (group.byteLength > 0) writeAll(fd, group)
-            if (fsync) fs.fsyncSync(fd)
+            writeTouched(at)
+          } finally {
+            for (const handle of touched) handle.chunks.length = 0
+            touched.length = 0
           }
         }),
       get: (paths) =>
@@ -455,7 +479,7 @@ export const make = (options: Options = {}): Effect.Effect<Store.Shape, Store.St
         locked("iset", (at) => {
           const relative = nameOf("iset", path)
           at.key = path
-          const fd = handleOf(path, relative)
+          const { fd } = handleOf(path, relative)
           fs.ftruncateSync(fd, 0)
           writeAll(fd, value)
           if (fsync) fs.fsyncSync(fd)
