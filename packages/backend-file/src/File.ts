@@ -336,8 +336,8 @@ export const make = (options: Options = {}): Effect.Effect<Store.Shape, Store.St
       return false
     }
 
-    const readAll = (fd: number): Uint8Array => {
-      const size = fs.fstatSync(fd).size
+    /** Reads `size` bytes of an open file into a fresh array. */
+    const readAll = (fd: number, size: number): Uint8Array => {
       if (size === 0) return new Uint8Array(0)
       const buffer = Buffer.allocUnsafeSlow(size)
       let offset = 0
@@ -349,30 +349,50 @@ export const make = (options: Options = {}): Effect.Effect<Store.Shape, Store.St
       return new Uint8Array(buffer.buffer, buffer.byteOffset, offset)
     }
 
+    /** Opens `full` for reading; `undefined` when it does not exist. */
+    const openToRead = (full: string): number | undefined => {
+      try {
+        return fs.openSync(full, READ_FLAGS)
+      } catch (error) {
+        if (codeOf(error) === "ENOENT") return undefined
+        throw error
+      }
+    }
+
     /** Reads a key's file; a file that does not exist reads as empty bytes. */
     const readKey = (path: Key.Path, relative: string): Uint8Array => {
       const cached = handles.get(path)
-      if (cached !== undefined) return readAll(cached.fd)
+      if (cached !== undefined) return readAll(cached.fd, fs.fstatSync(cached.fd).size)
       const full = rootPrefix + relative
-      let fd: number
+      let fd: number | undefined
       try {
-        fd = fs.openSync(full, READ_FLAGS)
+        fd = openToRead(full)
       } catch (error) {
-        const code = codeOf(error)
-        if (code === "ENOENT") return new Uint8Array(0)
-        if (code === "ENOTDIR" && underKeyFile(relative)) return new Uint8Array(0)
-        if (code !== "EISDIR") throw error
-        try {
-          fd = fs.openSync(`${full}/${FileName.LEAF}`, READ_FLAGS)
-        } catch (error) {
-          if (codeOf(error) === "ENOENT") return new Uint8Array(0)
-          throw error
-        }
+        if (codeOf(error) === "ENOTDIR" && underKeyFile(relative)) return new Uint8Array(0)
+        throw error
       }
+      if (fd === undefined) return new Uint8Array(0)
       try {
-        return readAll(fd)
+        let stats = fs.fstatSync(fd)
+        if (stats.isDirectory()) {
+          // Longer keys live under this one: its own bytes, if any, are in LEAF.
+          fs.closeSync(fd)
+          fd = openToRead(`${full}/${FileName.LEAF}`)
+          if (fd === undefined) return new Uint8Array(0)
+          stats = fs.fstatSync(fd)
+          if (stats.isDirectory()) {
+            throw Object.assign(
+              new Error(`EISDIR: illegal operation on a directory, read '${full}/${FileName.LEAF}'`),
+              {
+                code: "EISDIR",
+                path: `${full}/${FileName.LEAF}`
+              }
+            )
+          }
+        }
+        return readAll(fd, stats.size)
       } finally {
-        fs.closeSync(fd)
+        if (fd !== undefined) fs.closeSync(fd)
       }
     }
 
