@@ -26,4 +26,6 @@ export interface BenchCase {
   readonly python?: string
   readonly workloads: ReadonlyArray<"W1" | "W2">
   readonly bars?: ReadonlyArray<Bar>
+  /** At most this many runs of the row, whatever `--runs` says (for slow rows measured once). */
+  readonly maxRuns?: number
 }
