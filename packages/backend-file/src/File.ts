@@ -17,7 +17,9 @@
  * more than once), and a `get` of a key it has written reads through the
  * cached handle. All I/O is synchronous, in plain loops, one Effect per call:
  * for many small writes to the page cache a synchronous syscall costs far less
- * than a trip through the libuv thread pool.
+ * than a trip through the libuv thread pool. The price is that a call holds
+ * the event loop while it runs (a 64 MiB `get` for some tens of
+ * milliseconds), as Python partd holds its thread.
  *
  * Consistency. Every call runs under the directory's lock (see `Lock`), in
  * one synchronous stretch: the fibers of a process are serialized by the
@@ -58,9 +60,16 @@ export interface Options {
   readonly dir?: string | undefined
   /** With `path`: remove the directory when the scope closes. */
   readonly dropOnClose?: boolean | undefined
-  /** fsync(2) each file an `append` or `iset` wrote before the call returns (partd's `fsync=True`). */
+  /**
+   * fsync(2) each file an `append` or `iset` wrote before the call returns
+   * (partd's `fsync=True`). The directory entries of new files are not
+   * fsynced, as in partd.
+   */
   readonly fsync?: boolean | undefined
-  /** The most append handles to keep open (default 2048). */
+  /**
+   * The most append handles to keep open (default 2048); past it the oldest
+   * quarter is closed. Keep it under the process's open-file limit.
+   */
   readonly maxOpenFiles?: number | undefined
 }
 
@@ -420,8 +429,8 @@ export const make = (options: Options = {}): Effect.Effect<Store.Shape, Store.St
     /**
      * Runs a call's synchronous `body` holding the directory's lock, in one
      * stretch of JavaScript: no other fiber of this process runs meanwhile,
-     * and no other process holds the lock. `key` names the key being worked
-     * on, for the error of a failing system call.
+     * and no other process holds the lock. The body sets `at.key` to the key
+     * it works on, so that a failing system call's error names it.
      */
     const locked = <A>(
       method: string,
