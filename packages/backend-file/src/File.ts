@@ -175,6 +175,8 @@ export const make = (options: Options = {}): Effect.Effect<Store.Shape, Store.St
     // without a Map per call.
     let stamp = 0
     const touched: Array<Handle> = []
+    // The handles of the running append's keys, by position (reused across calls).
+    const found: Array<Handle | undefined> = []
     // Relative file paths by key path, for keys seen recently.
     const names = new Map<Key.Path, string>()
 
@@ -468,16 +470,26 @@ export const make = (options: Options = {}): Effect.Effect<Store.Shape, Store.St
     const backend: Store.Backend = {
       append: (paths, values) =>
         locked("append", (at) => {
-          // Name every new key before writing anything, so a bad key writes nothing.
-          for (let i = 0; i < paths.length; i++) {
-            if (!handles.has(paths[i]!)) nameOf("append", paths[i]!)
+          // Look up every key's handle; name every new key before writing
+          // anything, so a bad key writes nothing.
+          const n = paths.length
+          if (found.length < n) found.length = n
+          let missing = false
+          for (let i = 0; i < n; i++) {
+            const handle = handles.get(paths[i]!)
+            found[i] = handle
+            if (handle === undefined) missing = true
+          }
+          if (missing) {
+            for (let i = 0; i < n; i++) if (found[i] === undefined) nameOf("append", paths[i]!)
           }
           // Collect each key's chunks in call order, then write each key once.
           stamp++
           try {
-            for (let i = 0; i < paths.length; i++) {
+            for (let i = 0; i < n; i++) {
               const path = paths[i]!
-              let handle = handles.get(path)
+              // Opening a handle can evict others: look up again after one was opened.
+              let handle = missing ? handles.get(path) : found[i]
               if (handle === undefined) {
                 at.key = path
                 // Eviction closes handles: write what is pending first.
@@ -494,6 +506,7 @@ export const make = (options: Options = {}): Effect.Effect<Store.Shape, Store.St
           } finally {
             for (const handle of touched) handle.chunks.length = 0
             touched.length = 0
+            found.fill(undefined, 0, n)
           }
         }),
       get: (paths) =>
