@@ -105,6 +105,18 @@ export const make = (
     // The inner stores' backends: paths are validated once, by this store.
     const fast = Store.toBackend(options.fast)
     const slow = Store.toBackend(options.slow)
+    // Chunk-level reads where the inner store offers them (in-memory stores),
+    // so that spilling moves chunks without copying and `get` copies once.
+    const chunksOf =
+      (backend: Store.Backend) =>
+      (paths: ReadonlyArray<Key.Path>): Effect.Effect<ReadonlyArray<ReadonlyArray<Uint8Array>>, Store.StoreError> =>
+        backend.getChunks !== undefined
+          ? backend.getChunks(paths)
+          : Effect.map(backend.get(paths), (values) => values.map((value) => [value]))
+    const fastChunks = chunksOf(fast)
+    const slowChunks = chunksOf(slow)
+    // Without getChunks, the slow store's `get` returns fresh arrays we may hand out as they are.
+    const slowGivesFresh = slow.getChunks === undefined
     const bound = options.availableMemory
     if (!(bound > 0) || !Number.isFinite(bound)) {
       return yield* new Store.StoreError({
@@ -171,11 +183,12 @@ export const make = (
                 const keys = select().filter((path) => held.has(path))
                 const inFast = keys.filter((path) => held.get(path)!.fast > 0)
                 if (inFast.length > 0) {
-                  const values = yield* fast.get(inFast)
+                  const chunks = yield* fastChunks(inFast)
                   yield* fast.delete(inFast)
+                  // The fast store has let go of these chunks: they are ours now.
                   for (let i = 0; i < inFast.length; i++) {
                     const h = held.get(inFast[i]!)!
-                    h.stranded.push(values[i]!)
+                    for (const chunk of chunks[i]!) h.stranded.push(chunk)
                     h.strandedBytes += h.fast
                     h.fast = 0
                   }
@@ -188,13 +201,17 @@ export const make = (
               })
             )
             if (keys.length === 0) return
-            const values = keys.map((path) => {
-              const h = held.get(path)!
-              const joined = h.stranded.length === 1 ? h.stranded[0]! : Bytes.concat(h.stranded, h.strandedBytes)
-              h.stranded = [joined]
-              return joined
-            })
-            const result = yield* Effect.exit(slow.append(keys, values))
+            // Hand the chunks over as they are, a path repeated once per chunk:
+            // no copy here; a slow store that writes batches them per path.
+            const paths: Array<Key.Path> = []
+            const values: Array<Uint8Array> = []
+            for (const path of keys) {
+              for (const chunk of held.get(path)!.stranded) {
+                paths.push(path)
+                values.push(chunk)
+              }
+            }
+            const result = yield* Effect.exit(slow.append(paths, values))
             if (result._tag === "Success") {
               for (const path of keys) {
                 const h = held.get(path)!
@@ -290,19 +307,18 @@ export const make = (
               if (landingOverlaps(paths)) return Effect.succeed(wait(landed))
               const inFast = paths.filter((path) => (held.get(path)?.fast ?? 0) > 0)
               return Effect.zipWith(
-                slow.get(paths),
-                inFast.length === 0 ? Effect.succeed([]) : fast.get(inFast),
+                slowChunks(paths),
+                inFast.length === 0 ? Effect.succeed([]) : fastChunks(inFast),
                 (fromSlow, fromFast) => {
                   let f = 0
+                  // One copy per key: slow's chunks, then stranded, then fast's.
                   return paths.map((path, i) => {
                     const h = held.get(path)
-                    if (h === undefined) return fromSlow[i]!
-                    const fromMemory = h.fast > 0 ? fromFast[f++]! : Bytes.empty()
-                    // `fromSlow` and `fromFast` are fresh arrays; stranded chunks are ours.
-                    if (h.strandedBytes === 0) {
-                      return fromSlow[i]!.byteLength === 0 ? fromMemory : Bytes.concat([fromSlow[i]!, fromMemory])
+                    const parts = fromSlow[i]!
+                    if (h === undefined) {
+                      return parts.length === 1 && slowGivesFresh ? parts[0]! : Bytes.concat(parts)
                     }
-                    return Bytes.concat([fromSlow[i]!, ...h.stranded, fromMemory])
+                    return Bytes.concat([...parts, ...h.stranded, ...(h.fast > 0 ? fromFast[f++]! : [])])
                   })
                 }
               )

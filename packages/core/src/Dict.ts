@@ -51,6 +51,13 @@ export const make: Effect.Effect<Store.Shape, never, Scope.Scope> = Effect.gen(f
           return slot === undefined ? Bytes.empty() : Bytes.concat(slot.chunks, slot.length)
         })
       ),
+    getChunks: (paths) =>
+      Effect.sync(() =>
+        paths.map((path) => {
+          const slot = data.get(path)
+          return slot === undefined ? [] : slot.chunks
+        })
+      ),
     iset: (path, value) =>
       Effect.sync(() => {
         data.set(path, { chunks: [value], length: value.byteLength })

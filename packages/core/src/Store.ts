@@ -129,6 +129,15 @@ export interface Backend {
   readonly iset: (path: Key.Path, value: Uint8Array) => Effect.Effect<void, StoreError>
   readonly delete: (paths: ReadonlyArray<Key.Path>) => Effect.Effect<void, StoreError>
   readonly drop: Effect.Effect<void, StoreError>
+  /**
+   * Optional, for in-memory backends: the chunks each path holds, unjoined, so
+   * that a wrapping store (Buffer) can move or join them with one copy instead
+   * of two. The arrays still belong to the backend: read them, never modify
+   * them, and use them before the next write to the backend.
+   */
+  readonly getChunks?: (
+    paths: ReadonlyArray<Key.Path>
+  ) => Effect.Effect<ReadonlyArray<ReadonlyArray<Uint8Array>>, StoreError>
 }
 
 const badKey = (method: string, key: unknown, problem: string) =>
