@@ -151,8 +151,27 @@ export const make = (
       }
       return h
     }
+    // `Held` records resolved once per key set (see `Key.KeySet`), valid while
+    // `heldGeneration` holds: every removal from `held` bumps it.
+    const resolved = new WeakMap<
+      ReadonlyArray<Key.Path>,
+      { readonly generation: number; readonly helds: Array<Held> }
+    >()
+    let heldGeneration = 0
+    const heldsOf = (paths: ReadonlyArray<Key.Path>): Array<Held> => {
+      if (!Object.isFrozen(paths)) return paths.map(heldOf)
+      let cached = resolved.get(paths)
+      if (cached === undefined || cached.generation !== heldGeneration) {
+        cached = { generation: heldGeneration, helds: paths.map(heldOf) }
+        resolved.set(paths, cached)
+      }
+      return cached.helds
+    }
+    const unhold = (path: Key.Path): void => {
+      if (held.delete(path)) heldGeneration++
+    }
     const forget = (path: Key.Path, h: Held): void => {
-      if (h.fast === 0 && h.strandedBytes === 0) held.delete(path)
+      if (h.fast === 0 && h.strandedBytes === 0) unhold(path)
     }
     const signalRoom = (failure?: Store.StoreError): void => {
       const signal = room
@@ -291,7 +310,8 @@ export const make = (
                 return Effect.succeed(wait(room))
               }
               return Effect.map(fast.append(paths, values), () => {
-                for (let i = 0; i < paths.length; i++) heldOf(paths[i]!).fast += values[i]!.byteLength
+                const helds = heldsOf(paths)
+                for (let i = 0; i < helds.length; i++) helds[i]!.fast += values[i]!.byteLength
                 memory += size
                 if (memory > highWater) wakeFlusher()
                 return undefined
@@ -336,7 +356,7 @@ export const make = (
                 yield* slow.iset(path, value)
                 if (h !== undefined) {
                   memory -= h.fast + h.strandedBytes
-                  held.delete(path)
+                  unhold(path)
                 }
               })
             })
@@ -354,7 +374,7 @@ export const make = (
                   const h = held.get(path)
                   if (h === undefined) continue
                   memory -= h.fast + h.strandedBytes
-                  held.delete(path)
+                  unhold(path)
                 }
                 signalRoom()
               })
@@ -369,6 +389,7 @@ export const make = (
               yield* fast.drop
               yield* slow.drop
               held.clear()
+              heldGeneration++
               memory = 0
               signalRoom()
             })
