@@ -32,10 +32,12 @@ import { Config, Duration, Effect, Layer, Redacted, type Scope } from "effect"
 import {
   Cluster,
   type ClusterNode,
+  Command,
   Redis as IORedis,
   type ClusterOptions as IORedisClusterOptions,
   type RedisOptions
 } from "ioredis"
+import * as Resp from "./Resp.ts"
 import * as Slot from "./Slot.ts"
 
 /**
@@ -99,7 +101,23 @@ const SCRIPT_MAX_KEYS = 1024
 const SCRIPT_MAX_BYTES = 1 << 20
 
 /** `APPEND` of every `ARGV[i]` to `KEYS[i]`, in order. */
-const APPEND_SCRIPT = "for i = 1, #KEYS do redis.call('APPEND', KEYS[i], ARGV[i]) end return #KEYS"
+const APPEND_SCRIPT = Buffer.from("for i = 1, #KEYS do redis.call('APPEND', KEYS[i], ARGV[i]) end return #KEYS")
+
+/**
+ * An ioredis command whose RESP bytes are encoded already (see `Resp`): it
+ * goes through ioredis's queue, offline queue and reply routing like any
+ * other command, but skips ioredis's per-argument encoding.
+ */
+class EncodedCommand extends Command {
+  readonly encoded: Buffer
+  constructor(name: string, encoded: Buffer) {
+    super(name, [])
+    this.encoded = encoded
+  }
+  override toWritable(): Buffer {
+    return this.encoded
+  }
+}
 
 /** How many keys one `SCAN` step asks for during `drop`. */
 const SCAN_COUNT = 1000
@@ -396,9 +414,10 @@ export const make = (
       return Array.from(groups.values())
     }
 
-    const appendScripts = (c: IORedis, keys: ReadonlyArray<string>, values: ReadonlyArray<Uint8Array>) => {
+    const prefixBytes = Buffer.from(keyPrefix)
+    const appendScripts = (c: IORedis, paths: ReadonlyArray<string>, values: ReadonlyArray<Uint8Array>) => {
       const sent: Array<Promise<unknown>> = []
-      const n = keys.length
+      const n = paths.length
       let start = 0
       while (start < n) {
         let end = start
@@ -407,15 +426,8 @@ export const make = (
           bytes += values[end]!.byteLength
           end++
         }
-        const count = end - start
-        const args = new Array<string | Buffer | number>(2 + 2 * count)
-        args[0] = APPEND_SCRIPT
-        args[1] = count
-        for (let i = 0; i < count; i++) {
-          args[2 + i] = keys[start + i]!
-          args[2 + count + i] = toBuffer(values[start + i]!)
-        }
-        sent.push(c.call("EVAL", args))
+        const encoded = Resp.evalKeysValues(APPEND_SCRIPT, prefixBytes, paths, values, start, end)
+        sent.push(c.sendCommand(new EncodedCommand("eval", encoded)) as Promise<unknown>)
         start = end
       }
       return Promise.all(sent)
@@ -454,10 +466,9 @@ export const make = (
     const backend: Store.Backend = {
       append: (paths, values) =>
         run("append", () => {
+          if (cluster === undefined && useScripts) return appendScripts(client as IORedis, paths, values)
           const keys = keysOf(paths)
-          if (cluster === undefined) {
-            return useScripts ? appendScripts(client as IORedis, keys, values) : appendPipeline(client, keys, values)
-          }
+          if (cluster === undefined) return appendPipeline(client, keys, values)
           return Promise.all(byNode(cluster, keys).map((group) => appendPipeline(cluster, keys, values, group)))
         }),
 

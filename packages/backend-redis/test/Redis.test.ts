@@ -4,12 +4,12 @@
  * reach, the three ways to build the Layer).
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
-import { Redis } from "@partd/backend-redis"
+import { Redis, Resp } from "@partd/backend-redis"
 import { Store } from "@partd/core"
 import * as RedisServer from "@partd/test/RedisServer"
 import { suite } from "@partd/test/StoreSuite"
 import { Config, ConfigProvider, Effect, Exit, Layer } from "effect"
-import { Redis as IORedis } from "ioredis"
+import { Command, Redis as IORedis } from "ioredis"
 
 const server = RedisServer.shared({ beforeAll, afterAll }, RedisServer.start())
 
@@ -32,6 +32,29 @@ const reasonOf = (exit: Exit.Exit<unknown, unknown>) =>
     : undefined
 
 describe("Redis specifics", () => {
+  it("Resp.evalKeysValues encodes byte for byte what ioredis encodes for the same EVAL", () => {
+    const script = Buffer.from("return 1")
+    const prefix = Buffer.from("pré/")
+    const paths = ["a", "ключ/🔑", "x".repeat(300), "k9"]
+    const values = [Uint8Array.of(), Uint8Array.of(0, 13, 10, 255), new Uint8Array(1000).fill(7), Uint8Array.of(42)]
+    for (const [start, end] of [
+      [0, 4],
+      [1, 3],
+      [3, 4]
+    ] as const) {
+      const ours = Resp.evalKeysValues(script, prefix, paths, values, start, end)
+      const count = end - start
+      const args = [
+        script,
+        String(count),
+        ...paths.slice(start, end).map((p) => Buffer.from(`pré/${p}`)),
+        ...values.slice(start, end).map((v) => Buffer.from(v))
+      ]
+      const theirs = new Command("EVAL", args).toWritable({})
+      expect(Buffer.compare(ours, Buffer.from(theirs)), `keys ${start}..${end}`).toBe(0)
+    }
+  })
+
   it.live("keys live under <prefix>/<path>, tuples as '/'-joined paths", () =>
     Effect.gen(function* () {
       const client = yield* raw
