@@ -15,7 +15,7 @@ const cluster = RedisServer.shared({ beforeAll, afterAll }, RedisServer.cluster(
 
 const storeLayer = Layer.suspend(() => Redis.layerCluster({ nodes: cluster().nodes }))
 
-suite("Redis Cluster", storeLayer, { maxValueBytes: 16 * 1024 * 1024, propertyRuns: 10 })
+suite("Redis Cluster", storeLayer, { maxValueBytes: 64 * 1024 * 1024, propertyRuns: 25 })
 
 const bytes = (s: string) => new TextEncoder().encode(s)
 
