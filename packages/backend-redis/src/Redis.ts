@@ -67,6 +67,12 @@ export interface StoreOptions {
    * failing with reason `Unavailable` (default 10 seconds).
    */
   readonly readyTimeout?: Duration.Input | undefined
+  /**
+   * Send single-server appends as one Lua script per call (default), or as a
+   * pipeline of `APPEND`s (`false`: for servers or ACL users without
+   * `EVAL`; slower on the client). A cluster always uses pipelines.
+   */
+  readonly useScripts?: boolean | undefined
 }
 
 /**
@@ -267,10 +273,7 @@ const awaitReady = (client: Client, timeout: Duration.Duration): Effect.Effect<v
  */
 export const make = (
   client: Client,
-  options: StoreOptions & {
-    /** Send single-server appends as pipelines of `APPEND` instead of scripts (default true: scripts). */
-    readonly useScripts?: boolean | undefined
-  } = {}
+  options: StoreOptions = {}
 ): Effect.Effect<Store.Shape, Store.StoreError, Scope.Scope> =>
   Effect.gen(function* () {
     const randomized = options.prefix === undefined
@@ -325,21 +328,30 @@ export const make = (
       connection.on("error", onError)
     }
     client.on("ready", onReady)
-    client.on("error", onError)
-    if (cluster === undefined) watch(client as IORedis)
-    else cluster.on("+node", watch)
+    if (cluster === undefined) {
+      watch(client as IORedis)
+    } else {
+      cluster.on("error", onError)
+      cluster.on("+node", watch)
+    }
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
         client.off("ready", onReady)
-        client.off("error", onError)
-        if (cluster !== undefined) cluster.off("+node", watch)
+        if (cluster !== undefined) {
+          cluster.off("error", onError)
+          cluster.off("+node", watch)
+        }
         for (const connection of watched) {
           connection.off("close", onClose)
           connection.off("error", onError)
         }
       })
     )
-    if (cluster === undefined && (client as IORedis).options.autoResendUnfulfilledCommands !== false) {
+    const resends =
+      cluster === undefined
+        ? (client as IORedis).options.autoResendUnfulfilledCommands !== false
+        : cluster.options.redisOptions?.autoResendUnfulfilledCommands !== false
+    if (resends) {
       yield* Effect.logWarning(
         "partd Redis store: the ioredis client resends unfulfilled commands after a reconnect, " +
           "so an append that failed with a lost connection may be applied twice; " +
@@ -548,9 +560,11 @@ const connectionDefaults = { lazyConnect: true, autoResendUnfulfilledCommands: f
 type LegacyRedisOptions = RedisOptions & { readonly replyMapping?: "legacy" }
 type LegacyClusterOptions = IORedisClusterOptions & { readonly redisOptions?: LegacyRedisOptions }
 
-const splitOptions = <O extends StoreOptions>(options: O): [StoreOptions, Omit<O, "prefix" | "readyTimeout">] => {
-  const { prefix, readyTimeout, ...rest } = options
-  return [{ prefix, readyTimeout }, rest]
+const splitOptions = <O extends StoreOptions>(
+  options: O
+): [StoreOptions, Omit<O, "prefix" | "readyTimeout" | "useScripts">] => {
+  const { prefix, readyTimeout, useScripts, ...rest } = options
+  return [{ prefix, readyTimeout, useScripts }, rest]
 }
 
 /**

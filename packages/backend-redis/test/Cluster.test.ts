@@ -8,7 +8,7 @@ import { Redis, Slot } from "@partd/backend-redis"
 import { Store } from "@partd/core"
 import * as RedisServer from "@partd/test/RedisServer"
 import { suite } from "@partd/test/StoreSuite"
-import { Effect, Layer } from "effect"
+import { Config, ConfigProvider, Effect, Layer } from "effect"
 import { Redis as IORedis } from "ioredis"
 
 const cluster = RedisServer.shared({ beforeAll, afterAll }, RedisServer.cluster(3))
@@ -73,6 +73,32 @@ describe("Redis Cluster specifics", () => {
           expect(yield* Effect.promise(() => Promise.all(clients.map((c) => c.dbsize())))).toEqual([0, 0, 0])
         }),
         Redis.layerCluster({ nodes: cluster().nodes, prefix: "spread" })
+      )
+    })
+  )
+
+  it.live("layerConfig with cluster: true takes a comma-separated list of node URLs", () =>
+    Effect.gen(function* () {
+      const urls = cluster()
+        .nodes.map((n) => `redis://${n.host}:${n.port}`)
+        .join(",")
+      const layer = Redis.layerConfig({
+        url: Config.String("URLS"),
+        cluster: Config.Boolean("CLUSTER"),
+        prefix: Config.String("PREFIX")
+      }).pipe(
+        Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({ URLS: urls, CLUSTER: "true", PREFIX: "cfg" })))
+      )
+      const clients = yield* masters
+      yield* Effect.provide(
+        Effect.gen(function* () {
+          const keys = Array.from({ length: 60 }, (_, i) => `c${i}`)
+          yield* Store.append(keys.map((k) => [k, bytes(k)] as const))
+          const counts = yield* Effect.promise(() => Promise.all(clients.map((c) => c.dbsize())))
+          expect(counts.filter((n) => n > 0).length).toBe(3)
+          yield* Store.drop
+        }),
+        layer
       )
     })
   )

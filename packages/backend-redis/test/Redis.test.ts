@@ -240,23 +240,31 @@ describe("Redis specifics", () => {
     })
   )
 
-  it.live("a single-server store without scripts (useScripts: false) appends by pipeline", () =>
+  it.live("useScripts: false appends by pipeline: no EVAL reaches the server", () =>
     Effect.gen(function* () {
-      const client = new IORedis({ port: server().port, autoResendUnfulfilledCommands: false })
-      const layer = Layer.effect(Store.Store, Redis.make(client, { prefix: "no-scripts", useScripts: false }))
+      const client = yield* raw
+      const evals = Effect.promise(async () => {
+        const info = (await client.info("commandstats")) as string
+        return Number(/cmdstat_eval:calls=(\d+)/.exec(info)?.[1] ?? 0)
+      })
       yield* Effect.provide(
         Effect.gen(function* () {
+          const before = yield* evals
           yield* Store.append([
             ["k", bytes("1")],
             ["j", bytes("a")],
             ["k", bytes("2")]
           ])
           expect((yield* Store.get(["k", "j"])).map(text)).toEqual(["12", "a"])
+          expect(yield* evals).toBe(before)
           yield* Store.drop
         }),
-        layer
+        Redis.layer({ port: server().port, prefix: "no-scripts", useScripts: false })
       )
-      yield* Effect.promise(() => client.quit())
+      // and the default does use the script
+      const before = yield* evals
+      yield* Effect.provide(Store.append({ s: bytes("1") }), Redis.layer({ port: server().port }))
+      expect(yield* evals).toBe(before + 1)
     })
   )
 
