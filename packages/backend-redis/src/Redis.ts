@@ -106,8 +106,15 @@ const DEFAULT_READY_TIMEOUT = Duration.seconds(10)
 const SCRIPT_MAX_KEYS = 1024
 const SCRIPT_MAX_BYTES = 1 << 20
 
-/** `APPEND` of every `ARGV[i]` to `KEYS[i]`, in order. */
-const APPEND_SCRIPT = Buffer.from("for i = 1, #KEYS do redis.call('APPEND', KEYS[i], ARGV[i]) end return #KEYS")
+/**
+ * `APPEND` of every `ARGV[i]` to `KEYS[i]`, in order. Globals are read once
+ * into locals: the loop runs once per key on the server.
+ */
+const APPEND_SCRIPT = Buffer.from(
+  "local call, keys, values = redis.call, KEYS, ARGV " +
+    "for i = 1, #keys do call('APPEND', keys[i], values[i]) end " +
+    "return #keys"
+)
 
 /**
  * An ioredis command whose RESP bytes are encoded already (see `Resp`): it
@@ -254,12 +261,15 @@ const awaitReady = (client: Client, timeout: Duration.Duration): Effect.Effect<v
  *
  * Atomicity of `append`: on one server, a call is sent as a Lua script that
  * runs `APPEND` per key (several scripts back to back for calls of more than
- * 1024 keys or 1 MiB). A script runs atomically, so a call that fits in one
- * script is applied all or nothing and no other client sees it half done.
- * A longer call, and any call on a cluster (one pipeline of `APPEND`s per
- * node: keys in different slots cannot share a script), is not atomic: if the
- * connection drops mid-call, some of its keys may have been appended and the
- * call fails with `Io`. Order is always kept: one connection per node
+ * 1024 keys or 1 MiB). Redis runs a script without interleaving any other
+ * client's commands, so a call that fits in one script is never seen half
+ * done and is applied whole or not at all when the connection drops. Scripts
+ * do not roll back, though: an `APPEND` that fails inside one (a key holding
+ * a list, out of memory) leaves the keys before it appended, and the call
+ * fails with `Io`. A longer call, and any call on a cluster (one pipeline of
+ * `APPEND`s per node: keys in different slots cannot share a script), is not
+ * atomic: if the connection drops mid-call, some of its keys may have been
+ * appended and the call fails with `Io`. Order is always kept: one connection per node
  * executes commands in the order they were sent, so chunks appended to a key
  * by one caller land in call order. The script is used instead of a pipeline
  * of `APPEND`s because encoding one command with 2n arguments costs ioredis a
