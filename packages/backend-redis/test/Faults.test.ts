@@ -124,13 +124,35 @@ describe("Redis authentication", () => {
       expect(text((yield* withPassword.get(["a"]))[0]!)).toBe("password ok")
 
       const admin = new IORedis({ port: server.port, password: "s3cret" })
-      yield* Effect.promise(() => admin.call("ACL", "SETUSER", "partd", "on", ">userpw", "~auth/*", "+@all"))
+      // the least an ACL user needs (INFO is ioredis's ready check), on the store's keys only
+      yield* Effect.promise(() =>
+        admin.call(
+          "ACL",
+          "SETUSER",
+          "partd",
+          "on",
+          ">userpw",
+          "~auth/*",
+          "+append",
+          "+get",
+          "+mget",
+          "+set",
+          "+unlink",
+          "+scan",
+          "+eval",
+          "+info"
+        )
+      )
       yield* Effect.promise(() => admin.quit())
       const asUser = yield* build(
         Redis.layer({ port: server.port, username: "partd", password: "userpw", prefix: "auth" })
       )
       yield* asUser.append({ a: bytes(" / acl user ok") })
       expect(text((yield* asUser.get(["a"]))[0]!)).toBe("password ok / acl user ok")
+      yield* asUser.delete(["a"])
+      yield* asUser.iset("b", bytes("set"))
+      yield* asUser.drop
+      expect((yield* withPassword.get(["a", "b"])).map((v) => v.byteLength)).toEqual([0, 0])
       // the ACL confines the user to ~auth/*: another prefix is refused by the server
       const elsewhere = yield* build(
         Redis.layer({ port: server.port, username: "partd", password: "userpw", prefix: "other" })
