@@ -14,8 +14,9 @@
  * - `get` is one round trip (`MGET` on one server, one pipeline of `GET`s per
  *   node on a cluster) and binary-safe: values are `Uint8Array`s in and out.
  * - `iset` is `SET`, `delete` is `UNLINK`, `drop` is `SCAN` + `UNLINK` of the
- *   store's prefix only (on every master of a cluster). Never `KEYS`, never a
- *   whole-database flush: other data in the same database is left alone.
+ *   store's prefix only (on every master of a cluster). Never a blocking
+ *   listing of all keys, never a whole-database flush: other data in the same
+ *   database is left alone.
  *
  * Faults are typed: a server that cannot be reached when the Layer is built
  * fails it with reason `Unavailable` after `readyTimeout`; a call in flight
@@ -107,8 +108,9 @@ const SCRIPT_MAX_KEYS = 1024
 const SCRIPT_MAX_BYTES = 1 << 20
 
 /**
- * `APPEND` of every `ARGV[i]` to `KEYS[i]`, in order. Globals are read once
- * into locals: the loop runs once per key on the server.
+ * `APPEND` of the i-th value argument to the i-th key argument, in order (the
+ * keys are declared as the script's keys, as Redis wants). Globals are read
+ * once into locals: the loop runs once per key on the server.
  */
 const APPEND_SCRIPT = Buffer.from(
   "local call, keys, values = redis.call, KEYS, ARGV " +
