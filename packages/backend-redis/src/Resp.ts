@@ -31,6 +31,12 @@ const header = (buf: Buffer, offset: number, marker: number, n: number): number 
   return offset
 }
 
+/** The length of a string that is all ASCII (its UTF-8 byte length), or -1. */
+const asciiLength = (s: string): number => {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return -1
+  return s.length
+}
+
 /** Size of a bulk string of `n` bytes: `$<n>\r\n<bytes>\r\n`. */
 const bulkSize = (n: number): number => 1 + digits(n) + 2 + n + 2
 
@@ -54,7 +60,8 @@ export const evalKeysValues = (
   let size = 1 + digits(3 + 2 * count) + 2 + bulkSize(4) + bulkSize(script.byteLength) + bulkSize(digits(count))
   for (let i = 0; i < count; i++) {
     const path = paths[start + i]!
-    const n = Buffer.byteLength(path, "utf8")
+    const ascii = asciiLength(path)
+    const n = ascii < 0 ? Buffer.byteLength(path, "utf8") : ascii
     pathBytes[i] = n
     size += bulkSize(prefix.byteLength + n) + bulkSize(values[start + i]!.byteLength)
   }
@@ -70,10 +77,21 @@ export const evalKeysValues = (
   offset += buf.write(String(count), offset, "latin1")
   buf[offset++] = CR
   buf[offset++] = LF
+  const prefixLength = prefix.byteLength
   for (let i = 0; i < count; i++) {
-    offset = header(buf, offset, 36, prefix.byteLength + pathBytes[i]!)
-    offset += prefix.copy(buf, offset)
-    offset += buf.write(paths[start + i]!, offset, pathBytes[i]!, "utf8")
+    const path = paths[start + i]!
+    const n = pathBytes[i]!
+    offset = header(buf, offset, 36, prefixLength + n)
+    // Prefixes and keys are short: copying them here beats a native call per key.
+    for (let j = 0; j < prefixLength; j++) buf[offset + j] = prefix[j]!
+    offset += prefixLength
+    if (n === path.length) {
+      // UTF-8 is as long as UTF-16 only when every character is ASCII.
+      for (let j = 0; j < n; j++) buf[offset + j] = path.charCodeAt(j)
+      offset += n
+    } else {
+      offset += buf.write(path, offset, n, "utf8")
+    }
     buf[offset++] = CR
     buf[offset++] = LF
   }
