@@ -41,6 +41,18 @@ describe("Redis faults", () => {
     })
   )
 
+  it.live("an unreachable cluster fails the Layer with Unavailable within readyTimeout", () =>
+    Effect.gen(function* () {
+      const port = yield* Effect.promise(RedisServer.freePort)
+      const started = Date.now()
+      const exit = yield* Effect.exit(
+        build(Redis.layerCluster({ nodes: [{ host: "127.0.0.1", port }], readyTimeout: "300 millis" }))
+      )
+      expect(errorOf(exit)?.reason).toBe("Unavailable")
+      expect(Date.now() - started).toBeLessThan(3000)
+    })
+  )
+
   it.live("a server that accepts but never answers fails the Layer within readyTimeout (no hang)", () =>
     Effect.gen(function* () {
       const sockets = new Set<net.Socket>()
