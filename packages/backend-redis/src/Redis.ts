@@ -141,8 +141,6 @@ const SCAN_COUNT = 1000
 // the same memory instead (no copy).
 const toBuffer = (u: Uint8Array): Buffer => (Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength))
 
-const EMPTY = new Uint8Array(0)
-
 // What ioredis returns for a bulk string is a view into the socket chunk that
 // carried it, which nothing else holds or reuses: a plain Uint8Array view of
 // it belongs to the caller without a copy.
@@ -503,7 +501,8 @@ export const make = (
             const found = await (client as IORedis).mgetBuffer(keys)
             return found.map(toValue)
           }
-          const out = new Array<Uint8Array>(keys.length).fill(EMPTY)
+          // Every index belongs to exactly one node's group, so every slot is filled.
+          const out = new Array<Uint8Array>(keys.length)
           await Promise.all(
             byNode(cluster, keys).map(async (group) => {
               const pipeline = cluster.pipeline()
@@ -512,8 +511,6 @@ export const make = (
               for (let j = 0; j < group.length; j++) out[group[j]!] = toValue(found[j])
             })
           )
-          // Fresh arrays for keys that were missing, so that no two results share one.
-          for (let i = 0; i < out.length; i++) if (out[i] === EMPTY) out[i] = new Uint8Array(0)
           return out
         }),
 
