@@ -437,6 +437,27 @@ export const make = (
     }
 
     const prefixBytes = Buffer.from(keyPrefix)
+    // A key set (`Store.columns`) hands the backend the same frozen paths
+    // array on every call: its encoded keys are kept for the next call.
+    // Other inputs bring a fresh array each time and are encoded each time.
+    const keyBlocks = new WeakMap<ReadonlyArray<string>, Map<string, Buffer>>()
+    const keysFor = (paths: ReadonlyArray<string>, start: number, end: number): Buffer => {
+      if (!Object.isFrozen(paths)) return Resp.keyBlock(prefixBytes, paths, start, end)
+      let blocks = keyBlocks.get(paths)
+      if (blocks === undefined) {
+        blocks = new Map()
+        keyBlocks.set(paths, blocks)
+      }
+      const range = `${start}:${end}`
+      let block = blocks.get(range)
+      if (block === undefined) {
+        // Chunk boundaries follow value sizes; bound the ranges kept per key set.
+        if (blocks.size >= 64) blocks.clear()
+        block = Resp.keyBlock(prefixBytes, paths, start, end)
+        blocks.set(range, block)
+      }
+      return block
+    }
     const appendScripts = (c: IORedis, paths: ReadonlyArray<string>, values: ReadonlyArray<Uint8Array>) => {
       const sent: Array<Promise<unknown>> = []
       const n = paths.length
@@ -448,7 +469,7 @@ export const make = (
           bytes += values[end]!.byteLength
           end++
         }
-        const encoded = Resp.evalKeysValues(APPEND_SCRIPT, prefixBytes, paths, values, start, end)
+        const encoded = Resp.evalWithKeys(APPEND_SCRIPT, keysFor(paths, start, end), values, start, end)
         sent.push(c.sendCommand(new EncodedCommand("eval", encoded)) as Promise<unknown>)
         start = end
       }

@@ -41,47 +41,31 @@ const asciiLength = (s: string): number => {
 const bulkSize = (n: number): number => 1 + digits(n) + 2 + n + 2
 
 /**
- * Encodes `EVAL <script> <count> <prefix+paths[i]…> <values[i]…>` for
- * `i` in `[start, end)`.
+ * Encodes the key arguments `<prefix+paths[i]>` for `i` in `[start, end)`
+ * as RESP bulk strings, for {@link evalWithKeys}. A shuffle appends to the
+ * same keys on every call, so the store keeps this per key set.
  *
  * @since 0.1.0
  * @category encoding
  */
-export const evalKeysValues = (
-  script: Buffer,
-  prefix: Buffer,
-  paths: ReadonlyArray<string>,
-  values: ReadonlyArray<Uint8Array>,
-  start: number,
-  end: number
-): Buffer => {
+export const keyBlock = (prefix: Buffer, paths: ReadonlyArray<string>, start: number, end: number): Buffer => {
   const count = end - start
   const pathBytes = new Array<number>(count)
-  let size = 1 + digits(3 + 2 * count) + 2 + bulkSize(4) + bulkSize(script.byteLength) + bulkSize(digits(count))
+  const prefixLength = prefix.byteLength
+  let size = 0
   for (let i = 0; i < count; i++) {
     const path = paths[start + i]!
     const ascii = asciiLength(path)
     const n = ascii < 0 ? Buffer.byteLength(path, "utf8") : ascii
     pathBytes[i] = n
-    size += bulkSize(prefix.byteLength + n) + bulkSize(values[start + i]!.byteLength)
+    size += bulkSize(prefixLength + n)
   }
   const buf = Buffer.allocUnsafe(size)
-  let offset = header(buf, 0, 42 /* * */, 3 + 2 * count)
-  offset = header(buf, offset, 36 /* $ */, 4)
-  offset += buf.write("EVAL\r\n", offset, "latin1")
-  offset = header(buf, offset, 36, script.byteLength)
-  offset += script.copy(buf, offset)
-  buf[offset++] = CR
-  buf[offset++] = LF
-  offset = header(buf, offset, 36, digits(count))
-  offset += buf.write(String(count), offset, "latin1")
-  buf[offset++] = CR
-  buf[offset++] = LF
-  const prefixLength = prefix.byteLength
+  let offset = 0
   for (let i = 0; i < count; i++) {
     const path = paths[start + i]!
     const n = pathBytes[i]!
-    offset = header(buf, offset, 36, prefixLength + n)
+    offset = header(buf, offset, 36 /* $ */, prefixLength + n)
     // Prefixes and keys are short: copying them here beats a native call per key.
     for (let j = 0; j < prefixLength; j++) buf[offset + j] = prefix[j]!
     offset += prefixLength
@@ -95,8 +79,48 @@ export const evalKeysValues = (
     buf[offset++] = CR
     buf[offset++] = LF
   }
-  for (let i = 0; i < count; i++) {
-    const value = values[start + i]!
+  return buf
+}
+
+/**
+ * Encodes `EVAL <script> <count> <keys…> <values[i]…>` for `i` in
+ * `[start, end)`, where `keys` is the {@link keyBlock} of the same range.
+ *
+ * @since 0.1.0
+ * @category encoding
+ */
+export const evalWithKeys = (
+  script: Buffer,
+  keys: Buffer,
+  values: ReadonlyArray<Uint8Array>,
+  start: number,
+  end: number
+): Buffer => {
+  const count = end - start
+  let size =
+    1 +
+    digits(3 + 2 * count) +
+    2 +
+    bulkSize(4) +
+    bulkSize(script.byteLength) +
+    bulkSize(digits(count)) +
+    keys.byteLength
+  for (let i = start; i < end; i++) size += bulkSize(values[i]!.byteLength)
+  const buf = Buffer.allocUnsafe(size)
+  let offset = header(buf, 0, 42 /* * */, 3 + 2 * count)
+  offset = header(buf, offset, 36 /* $ */, 4)
+  offset += buf.write("EVAL\r\n", offset, "latin1")
+  offset = header(buf, offset, 36, script.byteLength)
+  offset += script.copy(buf, offset)
+  buf[offset++] = CR
+  buf[offset++] = LF
+  offset = header(buf, offset, 36, digits(count))
+  offset += buf.write(String(count), offset, "latin1")
+  buf[offset++] = CR
+  buf[offset++] = LF
+  offset += keys.copy(buf, offset)
+  for (let i = start; i < end; i++) {
+    const value = values[i]!
     offset = header(buf, offset, 36, value.byteLength)
     buf.set(value, offset)
     offset += value.byteLength
@@ -105,3 +129,19 @@ export const evalKeysValues = (
   }
   return buf
 }
+
+/**
+ * Encodes `EVAL <script> <count> <prefix+paths[i]…> <values[i]…>` for
+ * `i` in `[start, end)`.
+ *
+ * @since 0.1.0
+ * @category encoding
+ */
+export const evalKeysValues = (
+  script: Buffer,
+  prefix: Buffer,
+  paths: ReadonlyArray<string>,
+  values: ReadonlyArray<Uint8Array>,
+  start: number,
+  end: number
+): Buffer => evalWithKeys(script, keyBlock(prefix, paths, start, end), values, start, end)

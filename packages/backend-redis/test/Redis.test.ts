@@ -55,6 +55,32 @@ describe("Redis specifics", () => {
     }
   })
 
+  it.live("a key set appended to in columns, across script chunks of changing bounds, keeps every byte in order", () =>
+    Effect.gen(function* () {
+      const n = 2500
+      const names = Array.from({ length: n }, (_, i) => (i % 7 === 0 ? ["t", i, "ü"] : `col-${i}`))
+      const expected = names.map(() => [] as Array<number>)
+      yield* Effect.provide(
+        Effect.gen(function* () {
+          const keys = yield* Store.keySet(names)
+          // value sizes change the 1 MiB script boundaries from call to call
+          for (const size of [1, 700, 3, 1500, 0, 2]) {
+            const values = names.map((_, i) => new Uint8Array(size).fill((i + size) & 0xff))
+            yield* Store.append(Store.columns(keys, values))
+            values.forEach((v, i) => expected[i]!.push(...v))
+          }
+          const got = yield* Store.get(names)
+          got.forEach((v, i) => {
+            expect(v.byteLength, `key ${i}`).toBe(expected[i]!.length)
+            expect(Buffer.from(v).equals(Buffer.from(expected[i]!)), `key ${i}`).toBe(true)
+          })
+          yield* Store.drop
+        }),
+        Redis.layer({ port: server().port, prefix: "columns" })
+      )
+    })
+  )
+
   it.live("keys live under <prefix>/<path>, tuples as '/'-joined paths", () =>
     Effect.gen(function* () {
       const client = yield* raw
