@@ -67,7 +67,7 @@ describe("Redis specifics", () => {
           for (const size of [1, 700, 3, 1500, 0, 2]) {
             const values = names.map((_, i) => new Uint8Array(size).fill((i + size) & 0xff))
             yield* Store.append(Store.columns(keys, values))
-            values.forEach((v, i) => expected[i]!.push(...v))
+            for (let i = 0; i < n; i++) expected[i]!.push(...values[i]!)
           }
           const got = yield* Store.get(names)
           got.forEach((v, i) => {
