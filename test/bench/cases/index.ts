@@ -4,7 +4,8 @@
 import { coreCases } from "./core.ts"
 import { fileCases } from "./file.ts"
 import type { BenchCase } from "./model.ts"
+import { redisCases } from "./redis.ts"
 
 export type { Bar, BenchCase, Metric } from "./model.ts"
 
-export const cases: ReadonlyArray<BenchCase> = [...coreCases, ...fileCases]
+export const cases: ReadonlyArray<BenchCase> = [...coreCases, ...fileCases, ...redisCases]
