@@ -80,6 +80,14 @@ const READ_FLAGS = O_RDONLY
 
 const DEFAULT_MAX_OPEN_FILES = 2048
 
+/** The append handles of a key set's keys, by position, valid while `epoch` is the store's. */
+interface KeySetHandles {
+  readonly fds: ReadonlyArray<number>
+  readonly epoch: number
+  /** Whether every key occurs once; a key set with repeats takes the general path. */
+  readonly distinct: boolean
+}
+
 /** A key's cached append handle, and the chunks the running append has for it. */
 interface Handle {
   readonly path: Key.Path
@@ -177,16 +185,23 @@ export const make = (options: Options = {}): Effect.Effect<Store.Shape, Store.St
     const touched: Array<Handle> = []
     // The handles of the running append's keys, by position (reused across calls).
     const found: Array<Handle | undefined> = []
+    // Bumped whenever a handle is closed, so that per-key-set caches know they are stale.
+    let epoch = 0
+    // Per key set (`Store.columns`: the same frozen paths array every call),
+    // the handle of each key by position: appends to it need no lookups.
+    const keySets = new WeakMap<ReadonlyArray<Key.Path>, KeySetHandles>()
     // Relative file paths by key path, for keys seen recently.
     const names = new Map<Key.Path, string>()
 
     const closeAll = (): void => {
+      epoch++
       for (const handle of handles.values()) fs.closeSync(handle.fd)
       handles.clear()
     }
     const forget = (path: Key.Path): void => {
       const handle = handles.get(path)
       if (handle !== undefined) {
+        epoch++
         handles.delete(path)
         fs.closeSync(handle.fd)
       }
@@ -276,6 +291,7 @@ export const make = (options: Options = {}): Effect.Effect<Store.Shape, Store.St
 
     /** Closes the oldest quarter of the handles at once, so eviction is not paid per key. */
     const evict = (): void => {
+      epoch++
       let n = Math.max(1, maxOpenFiles >> 2)
       for (const [path, handle] of handles) {
         handles.delete(path)
@@ -315,6 +331,19 @@ export const make = (options: Options = {}): Effect.Effect<Store.Shape, Store.St
         writeAll(fd, chunk.subarray(written))
         written = 0
       }
+    }
+
+    /** Remembers a key set's handles, when all of them are open. */
+    const rememberKeySet = (paths: ReadonlyArray<Key.Path>): void => {
+      const fds = new Array<number>(paths.length)
+      const distinct = new Set<Key.Path>()
+      for (let i = 0; i < paths.length; i++) {
+        const handle = handles.get(paths[i]!)
+        if (handle === undefined) return
+        fds[i] = handle.fd
+        distinct.add(paths[i]!)
+      }
+      keySets.set(paths, { fds, epoch, distinct: distinct.size === paths.length })
     }
 
     /** Writes the chunks collected for the touched handles, one write (or writev) per key. */
@@ -470,6 +499,23 @@ export const make = (options: Options = {}): Effect.Effect<Store.Shape, Store.St
     const backend: Store.Backend = {
       append: (paths, values) =>
         locked("append", (at) => {
+          // A key set seen before, all of its handles still open: one write per key, no lookups.
+          const known = Object.isFrozen(paths) ? keySets.get(paths) : undefined
+          if (known !== undefined && known.epoch === epoch && known.distinct) {
+            const fds = known.fds
+            let i = 0
+            try {
+              for (; i < fds.length; i++) {
+                const value = values[i]!
+                if (value.byteLength > 0) writeAll(fds[i]!, value)
+                if (fsync) fs.fsyncSync(fds[i]!)
+              }
+            } catch (error) {
+              at.key = paths[i]
+              throw error
+            }
+            return
+          }
           // Look up every key's handle; name every new key before writing
           // anything, so a bad key writes nothing.
           const n = paths.length
@@ -503,6 +549,7 @@ export const make = (options: Options = {}): Effect.Effect<Store.Shape, Store.St
               handle.chunks.push(values[i]!)
             }
             writeTouched(at)
+            if (Object.isFrozen(paths) && (known === undefined || known.epoch !== epoch)) rememberKeySet(paths)
           } finally {
             for (const handle of touched) handle.chunks.length = 0
             touched.length = 0
