@@ -233,7 +233,10 @@ export const make = (options: Options = {}): Effect.Effect<Store.Shape, Store.St
 
     /**
      * Moves the value of the key whose file is `full` into `full/%self`, so
-     * that `full` can become a directory for longer keys.
+     * that `full` can become a directory for longer keys. Three steps under
+     * the lock; open handles follow the file (they name the inode, not the
+     * path). A process killed between them leaves the bytes in `full%moving`,
+     * a name no key maps to, where they can be recovered by hand.
      */
     const makeRoomForDirectory = (full: string): void => {
       const moving = `${full}%moving`
