@@ -24,6 +24,20 @@ export * as Bytes from "./Bytes.ts"
 export * as Dict from "./Dict.ts"
 
 /**
+ * Encode: codecs applied to stores (byte stores and typed stores).
+ *
+ * @since 0.1.0
+ */
+export * as Encode from "./Encode.ts"
+
+/**
+ * Framing: partd's 8-byte little-endian length frames.
+ *
+ * @since 0.1.0
+ */
+export * as Framing from "./Framing.ts"
+
+/**
  * Keys, tuple keys and their validation.
  *
  * @since 0.1.0
