@@ -175,8 +175,8 @@ export const encodeFrames = <A>(
 ): Effect.Effect<Array<Uint8Array>, CodecError> =>
   Effect.suspend(() => {
     const out = new Array<Uint8Array>(values.length)
-    let pending: Array<number> | undefined
-    let promises: Array<PromiseLike<Uint8Array>> | undefined
+    const pending: Array<number> = []
+    const promises: Array<PromiseLike<Uint8Array>> = []
     for (let i = 0; i < values.length; i++) {
       let encoded: Uint8Array | PromiseLike<Uint8Array>
       try {
@@ -187,20 +187,19 @@ export const encodeFrames = <A>(
       if (encoded instanceof Uint8Array) {
         out[i] = Framing.frame(encoded)
       } else if (isThenable(encoded)) {
-        ;(pending ??= []).push(i)
-        ;(promises ??= []).push(encoded)
+        pending.push(i)
+        promises.push(encoded)
       } else {
         return Effect.fail(encodeError(codec.name, keys[i], "the codec's encode did not return a Uint8Array"))
       }
     }
-    if (pending === undefined) return Effect.succeed(out)
-    const waiting = pending
+    if (pending.length === 0) return Effect.succeed(out)
     return Effect.tryPromise({
-      try: () => Promise.all(promises!),
+      try: () => Promise.all(promises),
       catch: (cause) => encodeError(codec.name, undefined, cause)
     }).pipe(
       Effect.map((results) => {
-        for (let j = 0; j < waiting.length; j++) out[waiting[j]!] = Framing.frame(results[j]!)
+        for (let j = 0; j < pending.length; j++) out[pending[j]!] = Framing.frame(results[j]!)
         return out
       })
     )
