@@ -88,7 +88,9 @@ export class CodecError extends Schema.TaggedError<CodecError>("@partd/core/Code
 }
 
 /**
- * A codec: how values of type `A` become bytes, come back, and join.
+ * A codec: how values of type `A` become bytes, come back, and join into
+ * a `J` (the same type for bytes, text and lists; an array of the appended
+ * values for JSON and schema codecs).
  *
  * `encode` and `decode` may throw (the error becomes a {@link CodecError})
  * and may return a promise. `join` combines the decoded chunks of one key, in
@@ -98,12 +100,12 @@ export class CodecError extends Schema.TaggedError<CodecError>("@partd/core/Code
  * @since 0.1.0
  * @category models
  */
-export interface Codec<A> {
+export interface Codec<A, J = A> {
   readonly name: string
   readonly encode: (value: A) => Uint8Array | PromiseLike<Uint8Array>
   readonly decode: (bytes: Uint8Array) => A | PromiseLike<A>
-  readonly join: (values: ReadonlyArray<A>) => A
-  readonly empty: () => A
+  readonly join: (values: ReadonlyArray<A>) => J
+  readonly empty: () => J
 }
 
 /**
@@ -112,7 +114,7 @@ export interface Codec<A> {
  * @since 0.1.0
  * @category constructors
  */
-export const make = <A>(codec: Codec<A>): Codec<A> => codec
+export const make = <A, J = A>(codec: Codec<A, J>): Codec<A, J> => codec
 
 /**
  * Raw bytes: chunks stored as they are (framed), joined by concatenation.
@@ -168,8 +170,8 @@ const decodeError = (codec: string, key: string | undefined, cause: unknown): Co
  * @since 0.1.0
  * @category encoding
  */
-export const encodeFrames = <A>(
-  codec: Codec<A>,
+export const encodeFrames = <A, J>(
+  codec: Codec<A, J>,
   keys: ReadonlyArray<string>,
   values: ReadonlyArray<A>
 ): Effect.Effect<Array<Uint8Array>, CodecError> =>
@@ -205,7 +207,7 @@ export const encodeFrames = <A>(
     )
   })
 
-const joinOf = <A>(codec: Codec<A>, parts: ReadonlyArray<A>): A =>
+const joinOf = <A, J>(codec: Codec<A, J>, parts: ReadonlyArray<A>): J =>
   parts.length === 0 ? codec.empty() : codec.join(parts)
 
 /**
@@ -216,11 +218,11 @@ const joinOf = <A>(codec: Codec<A>, parts: ReadonlyArray<A>): A =>
  * @since 0.1.0
  * @category decoding
  */
-export const decodeValues = <A>(
-  codec: Codec<A>,
+export const decodeValues = <A, J>(
+  codec: Codec<A, J>,
   keys: ReadonlyArray<string>,
   stored: ReadonlyArray<Uint8Array>
-): Effect.Effect<Array<A>, CodecError> =>
+): Effect.Effect<Array<J>, CodecError> =>
   Effect.suspend(() => {
     const splits = new Array<Framing.Split>(stored.length)
     const decoded = new Array<Array<A | PromiseLike<A>>>(stored.length)
@@ -241,10 +243,10 @@ export const decodeValues = <A>(
       }
       decoded[k] = parts
     }
-    const finish = (parts: ReadonlyArray<ReadonlyArray<A>>): Effect.Effect<Array<A>, CodecError> => {
-      const out = new Array<A>(parts.length)
+    const finish = (parts: ReadonlyArray<ReadonlyArray<A>>): Effect.Effect<Array<J>, CodecError> => {
+      const out = new Array<J>(parts.length)
       for (let k = 0; k < parts.length; k++) {
-        let joined: A
+        let joined: J
         try {
           joined = joinOf(codec, parts[k]!)
         } catch (cause) {
@@ -368,15 +370,15 @@ export type Input<A> = Readonly<Record<string, A>> | Iterable<readonly [Key.Key,
  * @since 0.1.0
  * @category models
  */
-export interface EncodedStore<A> {
+export interface EncodedStore<A, J = A> {
   /** The codec's name. */
   readonly codec: string
   /** Encodes each value and appends it to its key. Nothing is written if any key or value is invalid. */
   readonly append: (data: Input<A>) => Effect.Effect<void, Store.StoreError | CodecError>
   /** The join of every value appended to each key (the codec's empty value for a key that holds nothing). */
-  readonly get: (keys: ReadonlyArray<Key.Key>) => Effect.Effect<ReadonlyArray<A>, Store.StoreError | CodecError>
+  readonly get: (keys: ReadonlyArray<Key.Key>) => Effect.Effect<ReadonlyArray<J>, Store.StoreError | CodecError>
   /** `get` for one key. */
-  readonly getOne: (key: Key.Key) => Effect.Effect<A, Store.StoreError | CodecError>
+  readonly getOne: (key: Key.Key) => Effect.Effect<J, Store.StoreError | CodecError>
   /** Sets `key` to `value` the first time it is called for `key`. */
   readonly iset: (key: Key.Key, value: A) => Effect.Effect<void, Store.StoreError | CodecError>
   readonly delete: (keys: ReadonlyArray<Key.Key>) => Effect.Effect<void, Store.StoreError>
@@ -390,7 +392,7 @@ export interface EncodedStore<A> {
  * @since 0.1.0
  * @category services
  */
-export const Tag = <Self, A>() => Context.Service<Self, EncodedStore<A>>()
+export const Tag = <Self, A, J = A>() => Context.Service<Self, EncodedStore<A, J>>()
 
 const closedError = (method: string) =>
   new Store.StoreError({ reason: "Closed", method, description: "the store's scope has closed" })
@@ -446,10 +448,10 @@ export const toEntries = <A>(
  * @since 0.1.0
  * @category constructors
  */
-export const makeEncoded = <A>(
-  codec: Codec<A>,
+export const makeEncoded = <A, J>(
+  codec: Codec<A, J>,
   inner: Store.Shape
-): Effect.Effect<EncodedStore<A>, never, Scope.Scope> =>
+): Effect.Effect<EncodedStore<A, J>, never, Scope.Scope> =>
   Effect.gen(function* () {
     const backend = Store.toBackend(inner)
     let closed = false
@@ -458,7 +460,7 @@ export const makeEncoded = <A>(
         closed = true
       })
     )
-    const get = (keys: ReadonlyArray<Key.Key>): Effect.Effect<ReadonlyArray<A>, Store.StoreError | CodecError> =>
+    const get = (keys: ReadonlyArray<Key.Key>): Effect.Effect<ReadonlyArray<J>, Store.StoreError | CodecError> =>
       Effect.suspend(() => {
         if (closed) return Effect.fail(closedError("get"))
         const paths = Store.toPaths("get", keys)
@@ -503,9 +505,9 @@ export const makeEncoded = <A>(
  * @since 0.1.0
  * @category layers
  */
-export const layer = <Self, A>(
-  tag: Context.Key<Self, EncodedStore<A>>,
-  codec: Codec<A>
+export const layer = <Self, A, J>(
+  tag: Context.Key<Self, EncodedStore<A, J>>,
+  codec: Codec<A, J>
 ): Layer.Layer<Self, never, Store.Store> =>
   Layer.effect(
     tag,
