@@ -2,8 +2,9 @@
  * Every benchmark row, one module per package.
  */
 import { coreCases } from "./core.ts"
+import { fileCases } from "./file.ts"
 import type { BenchCase } from "./model.ts"
 
 export type { Bar, BenchCase, Metric } from "./model.ts"
 
-export const cases: ReadonlyArray<BenchCase> = [...coreCases]
+export const cases: ReadonlyArray<BenchCase> = [...coreCases, ...fileCases]
