@@ -41,10 +41,8 @@ export const codec: Encode.Codec<Table | RecordBatch, Table> = Encode.make<Table
         throw new TypeError("the tables appended to this key do not share one schema")
       }
     }
-    return new Table(
-      first.schema,
-      tables.flatMap((t) => (t as Table).batches)
-    )
+    // concat, not `new Table(schema, batches)`: each frame's dictionary columns get their own dictionary ids.
+    return first.concat(...(tables.slice(1) as Array<Table>))
   },
   empty: () => new Table()
 })

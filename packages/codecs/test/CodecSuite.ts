@@ -22,9 +22,9 @@ export interface CodecCase<A, J> {
   readonly make: (inner: Store.Shape) => Effect.Effect<Encode.EncodedStore<A, J>, never, Scope.Scope>
   /** Random values to append. */
   readonly arbitrary: fc.Arbitrary<A>
-  /** The expected join of appended values (the model). */
-  readonly join: (values: ReadonlyArray<A>) => J
-  /** Normalizes a joined value for comparison with `toEqual` (default: itself). */
+  /** The model: what `get` must return for these appended values, normalized. */
+  readonly expected: (values: ReadonlyArray<A>) => unknown
+  /** Normalizes what `get` returns for comparison with `toEqual` (default: itself). */
   readonly normalize?: (value: J) => unknown
   /** Values `append` must reject with an `Encode` CodecError (or BadValue). */
   readonly invalid?: ReadonlyArray<unknown>
@@ -33,6 +33,8 @@ export interface CodecCase<A, J> {
    * frame header that promises more bytes than follow).
    */
   readonly tearAppend?: (inner: Store.Shape, key: string, value: A) => Effect.Effect<void, unknown>
+  /** Whether an append can be torn at all (1-byte items cannot; default true). */
+  readonly tearable?: boolean
   /** Property runs (default 20). */
   readonly runs?: number
 }
@@ -63,8 +65,8 @@ const failureOf = <A, E>(exit: Exit.Exit<A, E>): unknown => {
 }
 
 export const codecSuite = <A, J>(codec: CodecCase<A, J>, backends: ReadonlyArray<Backend>): void => {
-  const normalize = codec.normalize ?? ((j: J) => j)
-  const model = (values: ReadonlyArray<A>) => normalize(codec.join(values))
+  const normalize = codec.normalize ?? ((j: J): unknown => j)
+  const model = codec.expected
   for (const backend of backends) {
     /** Runs `body` with the typed store and the byte store under it, on a fresh backend. */
     const withStores = <X>(
@@ -160,6 +162,7 @@ export const codecSuite = <A, J>(codec: CodecCase<A, J>, backends: ReadonlyArray
         )
       }
 
+      if (codec.tearable === false) return
       it.live("a torn trailing append fails typed and recovers the complete values", () =>
         withStores((store, inner) =>
           Effect.gen(function* () {

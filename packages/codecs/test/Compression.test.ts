@@ -27,7 +27,7 @@ for (const algorithm of Compression.algorithms) {
           fromByteStore
         ),
       arbitrary: chunkArb,
-      join: (values) => Bytes.concat(values),
+      expected: (values) => hex(Bytes.concat(values)),
       normalize: hex,
       invalid: ["not bytes", 42],
       runs: algorithm === "bz2" ? 8 : 20
