@@ -6,7 +6,16 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Store } from "@partd/core"
-import { allKeys, appendAll, buildCalls, makePool, totalBytes, verify, workloads } from "@partd/test/Workload"
+import {
+  allKeys,
+  appendAll,
+  buildCalls,
+  buildColumns,
+  makePool,
+  totalBytes,
+  verify,
+  workloads
+} from "@partd/test/Workload"
 import { Effect } from "effect"
 import { cases } from "./cases/index.ts"
 
@@ -20,11 +29,14 @@ if (benchCase === undefined || workload === undefined) {
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "partd-bench-"))
 const pool = makePool()
-const calls = buildCalls(workload, pool)
 const total = totalBytes(workload)
 
 const program = Effect.gen(function* () {
   const store = yield* Store.Store
+  const calls =
+    benchCase.input === "record"
+      ? buildCalls(workload, pool)
+      : buildColumns(workload, pool, yield* Store.keySet(allKeys(workload)))
   // Start the clock on a clean heap: building the calls is not part of the measurement.
   ;(globalThis as { gc?: () => void }).gc?.()
   const t0 = performance.now()

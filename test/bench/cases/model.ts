@@ -25,5 +25,10 @@ export interface BenchCase {
   /** The Python partd store to compare with: an expression in which `tmpdir` is a fresh directory. */
   readonly python?: string
   readonly workloads: ReadonlyArray<"W1" | "W2">
+  /**
+   * How append calls are given: in columns over a key set validated once
+   * (`Store.columns`, the default: what a shuffle should use) or as records.
+   */
+  readonly input?: "columns" | "record"
   readonly bars?: ReadonlyArray<Bar>
 }
