@@ -32,6 +32,8 @@ interface Measurement {
   readonly getMBps: number
   readonly peakRssMB: number
   readonly problem?: string | null
+  /** Workload bytes over stored bytes, for rows that report it. */
+  readonly ratio?: number
 }
 
 const python = findPython()
@@ -67,7 +69,8 @@ const best = (label: string, run: () => Measurement | string): Measurement | str
             appendMBps: Math.max(result.appendMBps, m.appendMBps),
             getMBps: Math.max(result.getMBps, m.getMBps),
             peakRssMB: Math.min(result.peakRssMB, m.peakRssMB),
-            problem: result.problem ?? m.problem ?? null
+            problem: result.problem ?? m.problem ?? null,
+            ...(m.ratio === undefined ? {} : { ratio: m.ratio })
           }
   }
   return result!
@@ -133,6 +136,9 @@ for (const row of rows) {
           : "(no partd-py row)"
         : `${pad(fmt(p.appendMBps), 17)}${pad(fmt(p.getMBps), 14)}${pad(ratio(o.appendMBps, p.appendMBps), 10)}${ratio(o.getMBps, p.getMBps)}`)
   )
+  if (o.ratio !== undefined) {
+    console.log(`  ${row.name} ${row.workload}: compression ratio ${o.ratio.toFixed(2)}:1 at ${fmt(o.appendMBps)} MB/s append`)
+  }
   if (o.problem) console.log(`  ! ours returned wrong data: ${o.problem}`)
   if (p?.problem) console.log(`  ! partd-py returned wrong data: ${p.problem}`)
   void mib

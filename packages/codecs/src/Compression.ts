@@ -28,11 +28,32 @@
  * Libraries other than node:zlib are loaded when the layer is built, so an
  * application pays only for the algorithms it uses.
  *
+ * Every algorithm also takes `workers`: with `workers: n`, a call's chunks
+ * (when they add up to at least `parallelFrom` bytes) are compressed and
+ * decompressed by `n` worker threads, each taking a contiguous share of the
+ * call, so a shuffle uses every core as partd, single-threaded, cannot. The
+ * bytes are the same either way.
+ *
  * @since 0.1.0
  */
+import { Worker } from "node:worker_threads"
 import * as zlib from "node:zlib"
-import { Encode, type Store } from "@partd/core"
-import { Effect, Layer } from "effect"
+import { Encode, Store } from "@partd/core"
+import { Effect, Layer, type Scope } from "effect"
+import type { Reply, Request } from "./CompressionWorker.ts"
+
+/**
+ * Options every algorithm takes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Common {
+  /** Worker threads that compress and decompress large calls (default 0: on the calling thread). */
+  readonly workers?: number
+  /** The fewest bytes in one call for it to go to the workers (default 64 KiB). */
+  readonly parallelFrom?: number
+}
 
 /**
  * Options for zlib and gzip (node:zlib's deflate options).
@@ -40,7 +61,7 @@ import { Effect, Layer } from "effect"
  * @since 0.1.0
  * @category models
  */
-export interface DeflateOptions {
+export interface DeflateOptions extends Common {
   /** 0 (none) to 9 (best); default 6, as Python's `zlib.compress`. */
   readonly level?: number
   /** 1 to 9: memory for the match finder (default 8). */
@@ -57,7 +78,7 @@ export interface DeflateOptions {
  * @since 0.1.0
  * @category models
  */
-export interface BrotliOptions {
+export interface BrotliOptions extends Common {
   /**
    * 0 to 11. Default 4: brotli's own default, 11, is about thirty times
    * slower on shuffle-sized chunks for a few percent of size.
@@ -75,7 +96,7 @@ export interface BrotliOptions {
  * @since 0.1.0
  * @category models
  */
-export interface ZstdOptions {
+export interface ZstdOptions extends Common {
   /** Negative (fastest) to 22 (best); default 3, zstd's default. */
   readonly level?: number
   /** Append a checksum of the content to each frame. */
@@ -88,7 +109,7 @@ export interface ZstdOptions {
  * @since 0.1.0
  * @category models
  */
-export interface Bz2Options {
+export interface Bz2Options extends Common {
   /** 1 to 9: the block size in units of 100 kB; default 9, as Python's `bz2.compress`. */
   readonly level?: number
 }
@@ -99,7 +120,7 @@ export interface Bz2Options {
  * @since 0.1.0
  * @category models
  */
-export interface Lz4Options {
+export interface Lz4Options extends Common {
   /**
    * `"block"` (default): an LZ4 block prefixed with its uncompressed size as
    * a little-endian uint32, python-lz4's `lz4.block.compress(store_size=True)`
@@ -116,7 +137,7 @@ export interface Lz4Options {
  * @since 0.1.0
  * @category models
  */
-export interface BloscOptions {
+export interface BloscOptions extends Common {
   /** 0 to 9; default 9. */
   readonly clevel?: number
   /** `blosclz` (default), `lz4`, `lz4hc`, `snappy`, `zlib` or `zstd`. */
@@ -133,7 +154,7 @@ export interface BloscOptions {
  * @since 0.1.0
  * @category models
  */
-export type SnappyOptions = {}
+export type SnappyOptions = Common
 
 /**
  * Every algorithm and its options.
@@ -177,8 +198,13 @@ const deflateOptions = (options: DeflateOptions): zlib.ZlibOptions => ({
   ...(options.windowBits === undefined ? {} : { windowBits: options.windowBits })
 })
 
+// node:zlib's one-shot functions allocate a `chunkSize` output buffer per call (16 KiB by default): sized
+// to the chunk, a shuffle's small chunks do not churn the garbage collector.
+const compressChunk = (input: Uint8Array): number => Math.max(64, input.byteLength + (input.byteLength >>> 7) + 64)
+const decompressChunk = (input: Uint8Array): number => Math.min(Math.max(input.byteLength * 4, 1024), 256 * 1024)
+
 const codecName = (algorithm: Algorithm, options: object): string => {
-  const entries = Object.entries(options).filter(([, v]) => v !== undefined)
+  const entries = Object.entries(options).filter(([k, v]) => v !== undefined && k !== "workers" && k !== "parallelFrom")
   return entries.length === 0 ? algorithm : `${algorithm}(${entries.map(([k, v]) => `${k}=${v}`).join(",")})`
 }
 
@@ -222,18 +248,8 @@ const checkRange = (algorithm: string, name: string, value: number | undefined, 
     ? Effect.void
     : invalid(algorithm, `${name} must be an integer from ${min} to ${max}, got ${value}`)
 
-/**
- * The codec for an algorithm, loading its library. Options outside their
- * range are a defect (a programming error), reported when the codec or
- * layer is built.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const codec = <K extends Algorithm>(
-  algorithm: K,
-  options?: Options[K]
-): Effect.Effect<Encode.Codec<Uint8Array>> =>
+/** The codec for an algorithm on the calling thread. */
+const inline = <K extends Algorithm>(algorithm: K, options?: Options[K]): Effect.Effect<Encode.Codec<Uint8Array>> =>
   Effect.suspend((): Effect.Effect<Encode.Codec<Uint8Array>> => {
     const opts = (options ?? {}) as Options[Algorithm]
     const name = codecName(algorithm, opts)
@@ -251,13 +267,13 @@ export const codec = <K extends Algorithm>(
           algorithm === "zlib"
             ? byteCodec(
                 name,
-                (v) => zlib.deflateSync(v, zo),
-                (b) => zlib.inflateSync(b)
+                (v) => zlib.deflateSync(v, { ...zo, chunkSize: compressChunk(v) }),
+                (b) => zlib.inflateSync(b, { chunkSize: decompressChunk(b) })
               )
             : byteCodec(
                 name,
-                (v) => zlib.gzipSync(v, zo),
-                (b) => zlib.gunzipSync(b)
+                (v) => zlib.gzipSync(v, { ...zo, chunkSize: compressChunk(v) }),
+                (b) => zlib.gunzipSync(b, { chunkSize: decompressChunk(b) })
               )
         )
       }
@@ -275,9 +291,10 @@ export const codec = <K extends Algorithm>(
             name,
             (v) =>
               zlib.brotliCompressSync(v, {
+                chunkSize: compressChunk(v),
                 params: { ...params, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: v.byteLength }
               }),
-            (b) => zlib.brotliDecompressSync(b)
+            (b) => zlib.brotliDecompressSync(b, { chunkSize: decompressChunk(b) })
           )
         )
       }
@@ -289,8 +306,8 @@ export const codec = <K extends Algorithm>(
           checkRange(algorithm, "level", o.level, -131072, 22),
           byteCodec(
             name,
-            (v) => zlib.zstdCompressSync(v, { params }),
-            (b) => zlib.zstdDecompressSync(b)
+            (v) => zlib.zstdCompressSync(v, { params, chunkSize: compressChunk(v) }),
+            (b) => zlib.zstdDecompressSync(b, { chunkSize: decompressChunk(b) })
           )
         )
       }
@@ -374,6 +391,153 @@ export const codec = <K extends Algorithm>(
     return invalid(String(algorithm), "unknown algorithm")
   })
 
+interface Pending {
+  readonly resolve: (reply: Reply) => void
+  readonly reject: (error: unknown) => void
+}
+
+interface PoolWorker {
+  readonly worker: Worker
+  readonly pending: Map<number, Pending>
+}
+
+/** Starts `n` workers that build the codec, and waits until each is ready. */
+const startWorkers = (n: number, algorithm: Algorithm, options: object): Promise<Array<PoolWorker>> =>
+  Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<PoolWorker>((resolve, reject) => {
+          const worker = new Worker(new URL("./CompressionWorker.ts", import.meta.url), {
+            workerData: { algorithm, options }
+          })
+          const entry: PoolWorker = { worker, pending: new Map() }
+          const failAll = (error: unknown) => {
+            for (const p of entry.pending.values()) p.reject(error)
+            entry.pending.clear()
+            reject(error)
+          }
+          worker.on("error", failAll)
+          worker.on("exit", (code) => failAll(new Error(`${algorithm} worker exited with code ${code}`)))
+          worker.on("message", (message: Reply | { readonly ready: true }) => {
+            if ("ready" in message) {
+              // Idle workers do not keep the process alive; a worker with work in flight does.
+              worker.unref()
+              resolve(entry)
+              return
+            }
+            const p = entry.pending.get(message.id)
+            if (p === undefined) return
+            entry.pending.delete(message.id)
+            if (entry.pending.size === 0) worker.unref()
+            p.resolve(message)
+          })
+        })
+    )
+  )
+
+/**
+ * Runs one call's chunks on the workers: contiguous shares balanced by
+ * bytes, one transferred buffer each way per worker.
+ */
+const dispatch = (
+  pool: ReadonlyArray<PoolWorker>,
+  nextId: () => number,
+  op: Request["op"],
+  chunks: ReadonlyArray<Uint8Array>,
+  total: number
+): Promise<Array<Uint8Array>> => {
+  const shares: Array<readonly [number, number]> = []
+  const target = total / pool.length
+  let start = 0
+  let bytes = 0
+  for (let i = 0; i < chunks.length; i++) {
+    bytes += chunks[i]!.byteLength
+    if (bytes >= target * (shares.length + 1) && shares.length < pool.length - 1) {
+      shares.push([start, i + 1])
+      start = i + 1
+    }
+  }
+  if (start < chunks.length) shares.push([start, chunks.length])
+  return Promise.all(
+    shares.map(([from, to], w) => {
+      const lengths = new Array<number>(to - from)
+      let size = 0
+      for (let i = from; i < to; i++) {
+        lengths[i - from] = chunks[i]!.byteLength
+        size += chunks[i]!.byteLength
+      }
+      const data = new Uint8Array(size)
+      let offset = 0
+      for (let i = from; i < to; i++) {
+        data.set(chunks[i]!, offset)
+        offset += chunks[i]!.byteLength
+      }
+      const { worker, pending } = pool[w]!
+      const id = nextId()
+      return new Promise<Reply>((resolve, reject) => {
+        pending.set(id, { resolve, reject })
+        worker.ref()
+        worker.postMessage({ id, op, data: data.buffer, lengths } satisfies Request, [data.buffer])
+      }).then((reply) => {
+        if ("error" in reply) throw Object.assign(new Error(reply.error), { index: from + reply.index })
+        const out = new Uint8Array(reply.data)
+        const results = new Array<Uint8Array>(reply.lengths.length)
+        let at = 0
+        for (let i = 0; i < reply.lengths.length; i++) {
+          results[i] = out.subarray(at, at + reply.lengths[i]!)
+          at += reply.lengths[i]!
+        }
+        return results
+      })
+    })
+  ).then((parts) => parts.flat())
+}
+
+const totalBytes = (chunks: ReadonlyArray<Uint8Array>): number => {
+  let total = 0
+  for (let i = 0; i < chunks.length; i++) total += chunks[i]!.byteLength
+  return total
+}
+
+/**
+ * The codec for an algorithm, loading its library; with `workers`, the
+ * worker threads live in the scope. Options outside their range are a
+ * defect (a programming error), reported when the codec or layer is built.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const codec = <K extends Algorithm>(
+  algorithm: K,
+  options?: Options[K]
+): Effect.Effect<Encode.Codec<Uint8Array>, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const base = yield* inline(algorithm, options)
+    const workers = options?.workers ?? 0
+    yield* checkRange(algorithm, "workers", workers, 0, 256)
+    if (workers === 0) return base
+    const parallelFrom = options?.parallelFrom ?? 64 * 1024
+    const pool = yield* Effect.acquireRelease(
+      Effect.promise(() => startWorkers(workers, algorithm, { ...options, workers: 0 })),
+      (pool) => Effect.promise(() => Promise.all(pool.map(({ worker }) => worker.terminate())))
+    )
+    let id = 0
+    const nextId = () => id++
+    return Encode.make({
+      ...base,
+      encodeAll: (values) => {
+        for (const value of values) if (!(value instanceof Uint8Array)) return undefined
+        const total = totalBytes(values)
+        return total < parallelFrom ? undefined : dispatch(pool, nextId, "encode", values, total)
+      },
+      decodeAll: (frames) => {
+        const total = totalBytes(frames)
+        return total < parallelFrom ? undefined : dispatch(pool, nextId, "decode", frames, total)
+      }
+    })
+  })
+
 /**
  * A compressed store over the `Store` in context.
  *
@@ -384,4 +548,10 @@ export const layer = <K extends Algorithm>(
   algorithm: K,
   options?: Options[K]
 ): Layer.Layer<Store.Store, never, Store.Store> =>
-  Layer.unwrap(Effect.map(codec(algorithm, options), (c) => Encode.layerStore(c)))
+  Layer.effect(
+    Store.Store,
+    Effect.gen(function* () {
+      const c = yield* codec(algorithm, options)
+      return yield* Encode.makeStore(c, yield* Store.Store)
+    })
+  )

@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Compression } from "@partd/codecs"
 import { Bytes, Dict, Encode, Framing, Store } from "@partd/core"
 import { suite } from "@partd/test/StoreSuite"
-import { Effect, Exit, Layer } from "effect"
+import { Effect, Exit, Layer, type Scope } from "effect"
 import * as fc from "fast-check"
 import { backends } from "./Backends.ts"
 import { codecSuite, fromByteStore } from "./CodecSuite.ts"
@@ -36,6 +36,28 @@ for (const algorithm of Compression.algorithms) {
   )
 }
 
+// With worker threads: every call of two or more bytes goes to the workers, so the suite runs the pool's path.
+for (const algorithm of ["zlib", "lz4", "blosc"] as const) {
+  codecSuite(
+    {
+      name: `${algorithm} with 2 workers`,
+      make: (inner) =>
+        Effect.map(
+          Effect.flatMap(Compression.codec(algorithm, { workers: 2, parallelFrom: 2 }), (codec) =>
+            Encode.makeStore(codec, inner)
+          ),
+          fromByteStore
+        ),
+      arbitrary: chunkArb,
+      expected: (values) => hex(Bytes.concat(values)),
+      normalize: hex,
+      invalid: ["not bytes"],
+      runs: 5
+    },
+    backends.slice(0, 1)
+  )
+}
+
 // A compressed store is a Store: it passes the conformance suite. One algorithm per way of calling a library
 // (node:zlib, napi-rs bindings, an async WASM module) keeps the run short; the codec suite covers every algorithm.
 for (const algorithm of ["zlib", "snappy", "lz4", "blosc"] as const) {
@@ -49,6 +71,26 @@ const text = (s: string) => new TextEncoder().encode(s)
 const compressible = text("partd ".repeat(2000))
 
 describe("Compression", () => {
+  it.effect("workers produce the bytes the calling thread does, and report which chunk failed", () =>
+    Effect.gen(function* () {
+      const inline = yield* Compression.codec("zstd", { level: 5 })
+      const pooled = yield* Compression.codec("zstd", { level: 5, workers: 2, parallelFrom: 1 })
+      const chunks = Array.from({ length: 50 }, (_, i) => text(`chunk ${i} `.repeat(i + 1)))
+      const viaPool = yield* Effect.promise(async () => (await pooled.encodeAll!(chunks))!)
+      expect(viaPool.map(hex)).toEqual(chunks.map((c) => hex(inline.encode(c) as Uint8Array)))
+      const back = yield* Effect.promise(async () => (await pooled.decodeAll!(viaPool))!)
+      expect(back.map(hex)).toEqual(chunks.map(hex))
+      const bad = [...viaPool.slice(0, 30), text("not zstd"), ...viaPool.slice(30)]
+      const failure = yield* Effect.promise(() =>
+        Promise.resolve(pooled.decodeAll!(bad)).then(
+          () => undefined,
+          (e: unknown) => e as { index?: number }
+        )
+      )
+      expect(failure?.index).toBe(30)
+    })
+  )
+
   it.effect("stacks: zstd over zlib over Dict round-trips and each layer frames its own chunks", () =>
     Effect.gen(function* () {
       yield* Store.append({ x: compressible })
@@ -64,7 +106,7 @@ describe("Compression", () => {
   it.effect("levels and options are applied: a higher level is smaller, and every variant reads back", () =>
     Effect.gen(function* () {
       const sizes: Record<string, number> = {}
-      const variants: ReadonlyArray<readonly [string, Effect.Effect<Encode.Codec<Uint8Array>>]> = [
+      const variants: ReadonlyArray<readonly [string, Effect.Effect<Encode.Codec<Uint8Array>, never, Scope.Scope>]> = [
         ["zlib 1", Compression.codec("zlib", { level: 1 })],
         ["zlib 9", Compression.codec("zlib", { level: 9, memLevel: 9 })],
         ["gzip 9", Compression.codec("gzip", { level: 9 })],

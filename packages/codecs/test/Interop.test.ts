@@ -140,7 +140,7 @@ describe("interop with Python partd", () => {
       )
       const expectedPython = {
         x: [1, "two", "bin:00ff", 2 ** 40, -7, 1.5, null, true, { k: [1, 2] }, "more"],
-        "t/u": ["a", 9223372036854775807]
+        "t/u": ["a", 2 ** 63]
       }
       // JSON.parse reads Python's 2**63-1 as the nearest double: compare through the same parse.
       expect(pythonRead("msgpack", ours)).toEqual(JSON.parse(JSON.stringify(expectedPython)))

@@ -106,6 +106,24 @@ export interface Codec<A, J = A> {
   readonly decode: (bytes: Uint8Array) => A | PromiseLike<A>
   readonly join: (values: ReadonlyArray<A>) => J
   readonly empty: () => J
+  /**
+   * Optional: encodes a whole call's values at once (in worker threads, say).
+   * Returns `undefined` to let `encode` run value by value for this call. A
+   * rejection may carry the failing value's `index`.
+   */
+  readonly encodeAll?: (values: ReadonlyArray<A>) => PromiseLike<ReadonlyArray<Uint8Array>> | undefined
+  /** Optional: decodes a whole call's frames at once, like `encodeAll`. */
+  readonly decodeAll?: (frames: ReadonlyArray<Uint8Array>) => PromiseLike<ReadonlyArray<A>> | undefined
+}
+
+/**
+ * Where a failed batch (`encodeAll`, `decodeAll`) failed.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface BatchFailure {
+  readonly index?: number
 }
 
 /**
@@ -176,6 +194,16 @@ export const encodeFrames = <A, J>(
   values: ReadonlyArray<A>
 ): Effect.Effect<Array<Uint8Array>, CodecError> =>
   Effect.suspend(() => {
+    const batch = codec.encodeAll?.(values)
+    if (batch !== undefined) {
+      return Effect.map(
+        Effect.tryPromise({
+          try: () => Promise.resolve(batch),
+          catch: (cause) => encodeError(codec.name, keys[(cause as BatchFailure)?.index ?? -1], cause)
+        }),
+        frameCall
+      )
+    }
     const out = new Array<Uint8Array>(values.length)
     const pending: Array<number> = []
     const promises: Array<PromiseLike<Uint8Array>> = []
@@ -187,7 +215,7 @@ export const encodeFrames = <A, J>(
         return Effect.fail(encodeError(codec.name, keys[i], cause))
       }
       if (encoded instanceof Uint8Array) {
-        out[i] = Framing.frame(encoded)
+        out[i] = encoded
       } else if (isThenable(encoded)) {
         pending.push(i)
         promises.push(encoded)
@@ -195,17 +223,54 @@ export const encodeFrames = <A, J>(
         return Effect.fail(encodeError(codec.name, keys[i], "the codec's encode did not return a Uint8Array"))
       }
     }
-    if (pending.length === 0) return Effect.succeed(out)
+    if (pending.length === 0) return Effect.succeed(frameCall(out))
     return Effect.tryPromise({
       try: () => Promise.all(promises),
       catch: (cause) => encodeError(codec.name, undefined, cause)
     }).pipe(
       Effect.map((results) => {
-        for (let j = 0; j < pending.length; j++) out[pending[j]!] = Framing.frame(results[j]!)
-        return out
+        for (let j = 0; j < pending.length; j++) out[pending[j]!] = results[j]!
+        return frameCall(out)
       })
     )
   })
+
+/**
+ * Frames a call's encoded chunks into one allocation: the frames are views
+ * into it, one per chunk. One allocation per call rather than per chunk
+ * keeps the garbage collector out of a shuffle's hot loop.
+ */
+const frameCall = (payloads: ReadonlyArray<Uint8Array>): Array<Uint8Array> => {
+  let total = 0
+  for (let i = 0; i < payloads.length; i++) total += Framing.HEADER_BYTES + payloads[i]!.byteLength
+  const buffer = new Uint8Array(total)
+  const out = new Array<Uint8Array>(payloads.length)
+  let offset = 0
+  for (let i = 0; i < payloads.length; i++) {
+    const payload = payloads[i]!
+    const end = offset + Framing.HEADER_BYTES + payload.byteLength
+    Framing.writeHeader(buffer, offset, payload.byteLength)
+    buffer.set(payload, offset + Framing.HEADER_BYTES)
+    out[i] = buffer.subarray(offset, end)
+    offset = end
+  }
+  return out
+}
+
+/** The key of the `index`-th frame of a call, for errors from `decodeAll`. */
+const keyOfFrame = (
+  splits: ReadonlyArray<Framing.Split>,
+  keys: ReadonlyArray<string>,
+  index: number | undefined
+): string | undefined => {
+  if (index === undefined) return undefined
+  let seen = 0
+  for (let k = 0; k < splits.length; k++) {
+    seen += splits[k]!.frames.length
+    if (index < seen) return keys[k]
+  }
+  return undefined
+}
 
 const joinOf = <A, J>(codec: Codec<A, J>, parts: ReadonlyArray<A>): J =>
   parts.length === 0 ? codec.empty() : codec.join(parts)
@@ -225,11 +290,32 @@ export const decodeValues = <A, J>(
 ): Effect.Effect<Array<J>, CodecError> =>
   Effect.suspend(() => {
     const splits = new Array<Framing.Split>(stored.length)
+    for (let k = 0; k < stored.length; k++) splits[k] = Framing.split(stored[k]!)
+    if (codec.decodeAll !== undefined) {
+      const frames = splits.flatMap((split) => split.frames)
+      const batch = codec.decodeAll(frames)
+      if (batch !== undefined) {
+        return Effect.tryPromise({
+          try: () => Promise.resolve(batch),
+          catch: (cause) => decodeError(codec.name, keyOfFrame(splits, keys, (cause as BatchFailure)?.index), cause)
+        }).pipe(
+          Effect.flatMap((flat) => {
+            const parts = new Array<ReadonlyArray<A>>(splits.length)
+            let next = 0
+            for (let k = 0; k < splits.length; k++) {
+              const n = splits[k]!.frames.length
+              parts[k] = flat.slice(next, next + n)
+              next += n
+            }
+            return finish(parts)
+          })
+        )
+      }
+    }
     const decoded = new Array<Array<A | PromiseLike<A>>>(stored.length)
     let async = false
     for (let k = 0; k < stored.length; k++) {
-      const split = Framing.split(stored[k]!)
-      splits[k] = split
+      const split = splits[k]!
       const parts = new Array<A | PromiseLike<A>>(split.frames.length)
       for (let f = 0; f < split.frames.length; f++) {
         let value: A | PromiseLike<A>
@@ -243,7 +329,7 @@ export const decodeValues = <A, J>(
       }
       decoded[k] = parts
     }
-    const finish = (parts: ReadonlyArray<ReadonlyArray<A>>): Effect.Effect<Array<J>, CodecError> => {
+    function finish(parts: ReadonlyArray<ReadonlyArray<A>>): Effect.Effect<Array<J>, CodecError> {
       const out = new Array<J>(parts.length)
       for (let k = 0; k < parts.length; k++) {
         let joined: J

@@ -1,10 +1,11 @@
 /**
  * Every benchmark row, one module per package.
  */
+import { codecsCases } from "./codecs.ts"
 import { coreCases } from "./core.ts"
 import { fileCases } from "./file.ts"
 import type { BenchCase } from "./model.ts"
 
 export type { Bar, BenchCase, Metric } from "./model.ts"
 
-export const cases: ReadonlyArray<BenchCase> = [...coreCases, ...fileCases]
+export const cases: ReadonlyArray<BenchCase> = [...coreCases, ...fileCases, ...codecsCases]

@@ -31,4 +31,9 @@ export interface BenchCase {
    */
   readonly input?: "columns" | "record"
   readonly bars?: ReadonlyArray<Bar>
+  /**
+   * Report the compression ratio: the workload's bytes over the bytes the
+   * store left in `dir` after the append phase (for stores that write there).
+   */
+  readonly reportRatio?: boolean
 }
