@@ -137,7 +137,9 @@ for (const row of rows) {
         : `${pad(fmt(p.appendMBps), 17)}${pad(fmt(p.getMBps), 14)}${pad(ratio(o.appendMBps, p.appendMBps), 10)}${ratio(o.getMBps, p.getMBps)}`)
   )
   if (o.ratio !== undefined) {
-    console.log(`  ${row.name} ${row.workload}: compression ratio ${o.ratio.toFixed(2)}:1 at ${fmt(o.appendMBps)} MB/s append`)
+    console.log(
+      `  ${row.name} ${row.workload}: compression ratio ${o.ratio.toFixed(2)}:1 at ${fmt(o.appendMBps)} MB/s append`
+    )
   }
   if (o.problem) console.log(`  ! ours returned wrong data: ${o.problem}`)
   if (p?.problem) console.log(`  ! partd-py returned wrong data: ${p.problem}`)

@@ -153,6 +153,26 @@ describe("typed stores bound to your own service", () => {
         { id: 1, name: "start", tags: [] },
         { id: 2, name: "stop", tags: ["x"] }
       ])
+      // Columns over a key set validated once, as a shuffle appends.
+      const keys = yield* Store.keySet(["c1", ["c", 2]])
+      yield* events.append(
+        Encode.columns(keys, [
+          { id: 3, name: "a", tags: [] },
+          { id: 4, name: "b", tags: [] }
+        ])
+      )
+      yield* events.append(
+        Encode.columns(keys, [
+          { id: 5, name: "c", tags: [] },
+          { id: 6, name: "d", tags: [] }
+        ])
+      )
+      expect((yield* events.get(["c1", "c/2"])).map((list) => list.map((e) => e.id))).toEqual([
+        [3, 5],
+        [4, 6]
+      ])
+      const wrongLength = yield* Effect.flip(events.append(Encode.columns(keys, [{ id: 7, name: "e", tags: [] }])))
+      expect(wrongLength._tag === "StoreError" && wrongLength.reason).toBe("BadValue")
       yield* arrays.append({ xs: Float64Array.of(1.5, 2.5) })
       yield* arrays.append({ xs: Float64Array.of(3.5) })
       const xs = yield* arrays.getOne("xs")

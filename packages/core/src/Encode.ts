@@ -448,7 +448,27 @@ export const layerStore = (codec: Codec<Uint8Array>): Layer.Layer<Store.Store, n
  * @since 0.1.0
  * @category models
  */
-export type Input<A> = Readonly<Record<string, A>> | Iterable<readonly [Key.Key, A]>
+export type Input<A> = Readonly<Record<string, A>> | Iterable<readonly [Key.Key, A]> | Columns<A>
+
+/**
+ * A typed append in columns: `values[i]` goes to the i-th key of a key set
+ * validated once with `Store.keySet`, as `Store.columns` does for bytes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Columns<A> {
+  readonly keys: Key.KeySet
+  readonly values: ReadonlyArray<A>
+}
+
+/**
+ * Builds a typed append in columns.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const columns = <A>(keys: Key.KeySet, values: ReadonlyArray<A>): Columns<A> => ({ keys, values })
 
 /**
  * A typed store: the store operations over values of type `A`.
@@ -493,11 +513,23 @@ const closedError = (method: string) =>
 export const toEntries = <A>(
   method: string,
   data: Input<A>
-): { readonly paths: Array<Key.Path>; readonly values: Array<A> } | Store.StoreError => {
+): { readonly paths: ReadonlyArray<Key.Path>; readonly values: ReadonlyArray<A> } | Store.StoreError => {
   const paths: Array<Key.Path> = []
   const values: Array<A> = []
   if (data === null || typeof data !== "object") {
     return new Store.StoreError({ reason: "BadValue", method, description: "append takes a record or an iterable" })
+  }
+  if (Key.isKeySet((data as Columns<A>).keys)) {
+    const { keys, values: given } = data as Columns<A>
+    if (!Array.isArray(given) || given.length !== keys.paths.length) {
+      return new Store.StoreError({
+        reason: "BadValue",
+        method,
+        description: `columns: expected ${keys.paths.length} values, one per key`
+      })
+    }
+    // The key set's own frozen array: backends may cache per key set.
+    return { paths: keys.paths, values: given }
   }
   const add = (key: unknown, value: A): Store.StoreError | undefined => {
     const path = Key.toPath(key)
