@@ -30,9 +30,9 @@
  *
  * Every algorithm also takes `workers`: with `workers: n`, a call's chunks
  * (when they add up to at least `parallelFrom` bytes) are compressed and
- * decompressed by `n` worker threads, each taking a contiguous share of the
- * call, so a shuffle uses every core as partd, single-threaded, cannot. The
- * bytes are the same either way.
+ * decompressed by the calling thread and `n` worker threads, each taking a
+ * contiguous share of the call, so a shuffle uses `n + 1` cores where partd,
+ * single-threaded, uses one. The bytes are the same either way.
  *
  * @since 0.1.0
  */
@@ -437,61 +437,81 @@ const startWorkers = (n: number, algorithm: Algorithm, options: object): Promise
   )
 
 /**
- * Runs one call's chunks on the workers: contiguous shares balanced by
- * bytes, one transferred buffer each way per worker.
+ * Runs one call's chunks on the workers and on the calling thread:
+ * contiguous shares balanced by bytes, one transferred buffer each way per
+ * worker. The calling thread takes the first share itself while the
+ * workers run, so `workers: 1` already keeps two cores busy.
  */
 const dispatch = (
   pool: ReadonlyArray<PoolWorker>,
   nextId: () => number,
   op: Request["op"],
+  here: (chunk: Uint8Array) => Uint8Array | PromiseLike<Uint8Array>,
   chunks: ReadonlyArray<Uint8Array>,
   total: number
 ): Promise<Array<Uint8Array>> => {
   const shares: Array<readonly [number, number]> = []
-  const target = total / pool.length
+  const parties = pool.length + 1
+  const target = total / parties
   let start = 0
   let bytes = 0
   for (let i = 0; i < chunks.length; i++) {
     bytes += chunks[i]!.byteLength
-    if (bytes >= target * (shares.length + 1) && shares.length < pool.length - 1) {
+    if (bytes >= target * (shares.length + 1) && shares.length < parties - 1) {
       shares.push([start, i + 1])
       start = i + 1
     }
   }
   if (start < chunks.length) shares.push([start, chunks.length])
-  return Promise.all(
-    shares.map(([from, to], w) => {
-      const lengths = new Array<number>(to - from)
-      let size = 0
-      for (let i = from; i < to; i++) {
-        lengths[i - from] = chunks[i]!.byteLength
-        size += chunks[i]!.byteLength
+  const [mine, ...theirs] = shares
+  const remote = theirs.map(([from, to], w) => {
+    const lengths = new Array<number>(to - from)
+    let size = 0
+    for (let i = from; i < to; i++) {
+      lengths[i - from] = chunks[i]!.byteLength
+      size += chunks[i]!.byteLength
+    }
+    const data = new Uint8Array(size)
+    let offset = 0
+    for (let i = from; i < to; i++) {
+      data.set(chunks[i]!, offset)
+      offset += chunks[i]!.byteLength
+    }
+    const { worker, pending } = pool[w]!
+    const id = nextId()
+    return new Promise<Reply>((resolve, reject) => {
+      pending.set(id, { resolve, reject })
+      worker.ref()
+      worker.postMessage({ id, op, data: data.buffer, lengths } satisfies Request, [data.buffer])
+    }).then((reply) => {
+      if ("error" in reply) throw Object.assign(new Error(reply.error), { index: from + reply.index })
+      const out = new Uint8Array(reply.data)
+      const results = new Array<Uint8Array>(reply.lengths.length)
+      let at = 0
+      for (let i = 0; i < reply.lengths.length; i++) {
+        results[i] = out.subarray(at, at + reply.lengths[i]!)
+        at += reply.lengths[i]!
       }
-      const data = new Uint8Array(size)
-      let offset = 0
-      for (let i = from; i < to; i++) {
-        data.set(chunks[i]!, offset)
-        offset += chunks[i]!.byteLength
-      }
-      const { worker, pending } = pool[w]!
-      const id = nextId()
-      return new Promise<Reply>((resolve, reject) => {
-        pending.set(id, { resolve, reject })
-        worker.ref()
-        worker.postMessage({ id, op, data: data.buffer, lengths } satisfies Request, [data.buffer])
-      }).then((reply) => {
-        if ("error" in reply) throw Object.assign(new Error(reply.error), { index: from + reply.index })
-        const out = new Uint8Array(reply.data)
-        const results = new Array<Uint8Array>(reply.lengths.length)
-        let at = 0
-        for (let i = 0; i < reply.lengths.length; i++) {
-          results[i] = out.subarray(at, at + reply.lengths[i]!)
-          at += reply.lengths[i]!
-        }
-        return results
-      })
+      return results
     })
-  ).then((parts) => parts.flat())
+  })
+  // The calling thread's share, while the workers run theirs.
+  let local: Promise<Array<Uint8Array>>
+  try {
+    const [from, to] = mine ?? [0, 0]
+    const results: Array<Uint8Array | PromiseLike<Uint8Array>> = []
+    for (let i = from; i < to; i++) {
+      try {
+        results.push(here(chunks[i]!))
+      } catch (cause) {
+        throw Object.assign(cause instanceof Error ? cause : new Error(String(cause)), { index: i })
+      }
+    }
+    local = Promise.all(results)
+  } catch (error) {
+    local = Promise.reject(error)
+  }
+  return Promise.all([local, ...remote]).then((parts) => parts.flat())
 }
 
 const totalBytes = (chunks: ReadonlyArray<Uint8Array>): number => {
@@ -529,11 +549,11 @@ export const codec = <K extends Algorithm>(
       encodeAll: (values) => {
         for (const value of values) if (!(value instanceof Uint8Array)) return undefined
         const total = totalBytes(values)
-        return total < parallelFrom ? undefined : dispatch(pool, nextId, "encode", values, total)
+        return total < parallelFrom ? undefined : dispatch(pool, nextId, "encode", base.encode, values, total)
       },
       decodeAll: (frames) => {
         const total = totalBytes(frames)
-        return total < parallelFrom ? undefined : dispatch(pool, nextId, "decode", frames, total)
+        return total < parallelFrom ? undefined : dispatch(pool, nextId, "decode", base.decode, frames, total)
       }
     })
   })
