@@ -1,6 +1,7 @@
 /**
  * One benchmark measurement in its own process, so that its peak RSS is its
  * own: `node test/bench/case.ts <case name> <workload>` prints one JSON line.
+ * With `--reference`, it measures the case's reference program instead.
  */
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -25,6 +26,16 @@ const workload = workloads[workloadName ?? ""]
 if (benchCase === undefined || workload === undefined) {
   console.error(`unknown case ${caseName} or workload ${workloadName}`)
   process.exit(2)
+}
+
+if (process.argv.includes("--reference")) {
+  if (benchCase.reference === undefined) {
+    console.error(`case ${caseName} has no reference`)
+    process.exit(2)
+  }
+  const measured = await benchCase.reference.run(workload)
+  process.stdout.write(`${JSON.stringify({ ...measured, peakRssMB: process.resourceUsage().maxRSS / 1024 })}\n`)
+  process.exit(0)
 }
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "partd-bench-"))

@@ -114,7 +114,7 @@ const runModel = (ops: ReadonlyArray<Op>) =>
         }
       }
     }
-    const keys = Array.from(model.keys())
+    const keys = Array.from(model, ([key]) => key)
     const values = yield* store.get(keys)
     keys.forEach((k, i) => {
       expectBytes(values[i], model.get(k)!)

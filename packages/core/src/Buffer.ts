@@ -289,7 +289,7 @@ export const make = (
     })
     yield* Effect.forkScoped(flusher)
 
-    const flushAll = spill(() => Array.from(held.keys()))
+    const flushAll = spill(() => Array.from(held, ([path]) => path))
 
     yield* Effect.addFinalizer(() =>
       Effect.catch(flushAll, (error) =>

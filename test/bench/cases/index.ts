@@ -5,7 +5,8 @@ import { codecsCases } from "./codecs.ts"
 import { coreCases } from "./core.ts"
 import { fileCases } from "./file.ts"
 import type { BenchCase } from "./model.ts"
+import { redisCases } from "./redis.ts"
 
 export type { Bar, BenchCase, Metric } from "./model.ts"
 
-export const cases: ReadonlyArray<BenchCase> = [...coreCases, ...fileCases, ...codecsCases]
+export const cases: ReadonlyArray<BenchCase> = [...coreCases, ...fileCases, ...redisCases, ...codecsCases]
