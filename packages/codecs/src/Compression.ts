@@ -452,14 +452,16 @@ const dispatch = (
 ): Promise<Array<Uint8Array>> => {
   const shares: Array<readonly [number, number]> = []
   const parties = pool.length + 1
-  const target = total / parties
+  const unit = total / parties
+  let bound = unit
   let start = 0
   let bytes = 0
   for (let i = 0; i < chunks.length; i++) {
     bytes += chunks[i]!.byteLength
-    if (bytes >= target * (shares.length + 1) && shares.length < parties - 1) {
+    if (bytes >= bound && shares.length < parties - 1) {
       shares.push([start, i + 1])
       start = i + 1
+      bound += unit
     }
   }
   if (start < chunks.length) shares.push([start, chunks.length])

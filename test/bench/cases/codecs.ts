@@ -30,6 +30,14 @@ export const codecsCases: ReadonlyArray<BenchCase> = [
     bars: [{ workload: "W1", metric: "appendMBps", atLeastTimesPartd: 2 }]
   },
   {
+    name: "ZLib(File), 2 workers",
+    layer: compressed("zlib", { workers: 2 }),
+    python: "partd.ZLib(partd.File(tmpdir))",
+    workloads: ["W1"],
+    reportRatio: true,
+    bars: [{ workload: "W1", metric: "appendMBps", atLeastTimesPartd: 2 }]
+  },
+  {
     name: "Snappy(File)",
     layer: compressed("snappy"),
     python: "partd.Snappy(partd.File(tmpdir))",
