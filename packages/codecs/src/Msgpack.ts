@@ -10,6 +10,9 @@
  *
  * - strings are msgpack `str`, `Uint8Array`s are `bin` (Python `bytes`);
  * - objects are maps (Python `dict`), `null` and `undefined` are `nil`;
+ * - a `number` with an integral value within 32 bits (2.0, -0 included) is
+ *   a msgpack integer, any other `number` a float64: JS cannot tell 2 from
+ *   2.0, so Python reads an `int` there;
  * - integers beyond 32 bits: pass a `bigint` to write a msgpack integer (a
  *   plain `number` that large is written as a float64, msgpackr's choice);
  *   msgpack integers too large for a safe `number` are read as `bigint`.
