@@ -17,7 +17,9 @@
  * more than once), and a `get` of a key it has written reads through the
  * cached handle. All I/O is synchronous, in plain loops, one Effect per call:
  * for many small writes to the page cache a synchronous syscall costs far less
- * than a trip through the libuv thread pool.
+ * than a trip through the libuv thread pool. The price is that a call holds
+ * the event loop while it runs (a 64 MiB `get` for some tens of
+ * milliseconds), as Python partd holds its thread.
  *
  * Consistency. Every call runs under the directory's lock (see `Lock`), in
  * one synchronous stretch: the fibers of a process are serialized by the
@@ -58,9 +60,16 @@ export interface Options {
   readonly dir?: string | undefined
   /** With `path`: remove the directory when the scope closes. */
   readonly dropOnClose?: boolean | undefined
-  /** fsync(2) each file an `append` or `iset` wrote before the call returns (partd's `fsync=True`). */
+  /**
+   * fsync(2) each file an `append` or `iset` wrote before the call returns
+   * (partd's `fsync=True`). The directory entries of new files are not
+   * fsynced, as in partd.
+   */
   readonly fsync?: boolean | undefined
-  /** The most append handles to keep open (default 2048). */
+  /**
+   * The most append handles to keep open (default 2048); past it the oldest
+   * quarter is closed. Keep it under the process's open-file limit.
+   */
   readonly maxOpenFiles?: number | undefined
 }
 
@@ -70,6 +79,14 @@ const APPEND_FLAGS = O_RDWR | O_APPEND | O_CREAT
 const READ_FLAGS = O_RDONLY
 
 const DEFAULT_MAX_OPEN_FILES = 2048
+
+/** The append handles of a key set's keys, by position, valid while `epoch` is the store's. */
+interface KeySetHandles {
+  readonly fds: ReadonlyArray<number>
+  readonly epoch: number
+  /** Whether every key occurs once; a key set with repeats takes the general path. */
+  readonly distinct: boolean
+}
 
 /** A key's cached append handle, and the chunks the running append has for it. */
 interface Handle {
@@ -166,16 +183,25 @@ export const make = (options: Options = {}): Effect.Effect<Store.Shape, Store.St
     // without a Map per call.
     let stamp = 0
     const touched: Array<Handle> = []
+    // The handles of the running append's keys, by position (reused across calls).
+    const found: Array<Handle | undefined> = []
+    // Bumped whenever a handle is closed, so that per-key-set caches know they are stale.
+    let epoch = 0
+    // Per key set (`Store.columns`: the same frozen paths array every call),
+    // the handle of each key by position: appends to it need no lookups.
+    const keySets = new WeakMap<ReadonlyArray<Key.Path>, KeySetHandles>()
     // Relative file paths by key path, for keys seen recently.
     const names = new Map<Key.Path, string>()
 
     const closeAll = (): void => {
+      epoch++
       for (const handle of handles.values()) fs.closeSync(handle.fd)
       handles.clear()
     }
     const forget = (path: Key.Path): void => {
       const handle = handles.get(path)
       if (handle !== undefined) {
+        epoch++
         handles.delete(path)
         fs.closeSync(handle.fd)
       }
@@ -265,6 +291,7 @@ export const make = (options: Options = {}): Effect.Effect<Store.Shape, Store.St
 
     /** Closes the oldest quarter of the handles at once, so eviction is not paid per key. */
     const evict = (): void => {
+      epoch++
       let n = Math.max(1, maxOpenFiles >> 2)
       for (const [path, handle] of handles) {
         handles.delete(path)
@@ -304,6 +331,19 @@ export const make = (options: Options = {}): Effect.Effect<Store.Shape, Store.St
         writeAll(fd, chunk.subarray(written))
         written = 0
       }
+    }
+
+    /** Remembers a key set's handles, when all of them are open. */
+    const rememberKeySet = (paths: ReadonlyArray<Key.Path>): void => {
+      const fds = new Array<number>(paths.length)
+      const distinct = new Set<Key.Path>()
+      for (let i = 0; i < paths.length; i++) {
+        const handle = handles.get(paths[i]!)
+        if (handle === undefined) return
+        fds[i] = handle.fd
+        distinct.add(paths[i]!)
+      }
+      keySets.set(paths, { fds, epoch, distinct: distinct.size === paths.length })
     }
 
     /** Writes the chunks collected for the touched handles, one write (or writev) per key. */
@@ -420,8 +460,8 @@ export const make = (options: Options = {}): Effect.Effect<Store.Shape, Store.St
     /**
      * Runs a call's synchronous `body` holding the directory's lock, in one
      * stretch of JavaScript: no other fiber of this process runs meanwhile,
-     * and no other process holds the lock. `key` names the key being worked
-     * on, for the error of a failing system call.
+     * and no other process holds the lock. The body sets `at.key` to the key
+     * it works on, so that a failing system call's error names it.
      */
     const locked = <A>(
       method: string,
@@ -459,16 +499,43 @@ export const make = (options: Options = {}): Effect.Effect<Store.Shape, Store.St
     const backend: Store.Backend = {
       append: (paths, values) =>
         locked("append", (at) => {
-          // Name every new key before writing anything, so a bad key writes nothing.
-          for (let i = 0; i < paths.length; i++) {
-            if (!handles.has(paths[i]!)) nameOf("append", paths[i]!)
+          // A key set seen before, all of its handles still open: one write per key, no lookups.
+          const known = Object.isFrozen(paths) ? keySets.get(paths) : undefined
+          if (known !== undefined && known.epoch === epoch && known.distinct) {
+            const fds = known.fds
+            let i = 0
+            try {
+              for (; i < fds.length; i++) {
+                const value = values[i]!
+                if (value.byteLength > 0) writeAll(fds[i]!, value)
+                if (fsync) fs.fsyncSync(fds[i]!)
+              }
+            } catch (error) {
+              at.key = paths[i]
+              throw error
+            }
+            return
+          }
+          // Look up every key's handle; name every new key before writing
+          // anything, so a bad key writes nothing.
+          const n = paths.length
+          if (found.length < n) found.length = n
+          let missing = false
+          for (let i = 0; i < n; i++) {
+            const handle = handles.get(paths[i]!)
+            found[i] = handle
+            if (handle === undefined) missing = true
+          }
+          if (missing) {
+            for (let i = 0; i < n; i++) if (found[i] === undefined) nameOf("append", paths[i]!)
           }
           // Collect each key's chunks in call order, then write each key once.
           stamp++
           try {
-            for (let i = 0; i < paths.length; i++) {
+            for (let i = 0; i < n; i++) {
               const path = paths[i]!
-              let handle = handles.get(path)
+              // Opening a handle can evict others: look up again after one was opened.
+              let handle = missing ? handles.get(path) : found[i]
               if (handle === undefined) {
                 at.key = path
                 // Eviction closes handles: write what is pending first.
@@ -482,9 +549,11 @@ export const make = (options: Options = {}): Effect.Effect<Store.Shape, Store.St
               handle.chunks.push(values[i]!)
             }
             writeTouched(at)
+            if (Object.isFrozen(paths) && (known === undefined || known.epoch !== epoch)) rememberKeySet(paths)
           } finally {
             for (const handle of touched) handle.chunks.length = 0
             touched.length = 0
+            found.fill(undefined, 0, n)
           }
         }),
       get: (paths) =>

@@ -126,6 +126,49 @@ describe("File layout", () => {
     })
   )
 
+  it.effect("appends in columns stay right across eviction, deletes, drops and repeated keys", () =>
+    Effect.gen(function* () {
+      const dir = nodePath.join(yield* tempBase, "store")
+      const { store } = yield* open({ path: dir, maxOpenFiles: 4 })
+      const other = (yield* open({ path: dir })).store
+      const small = yield* Store.keySet(["p", "q", "r"])
+      const many = yield* Store.keySet(Array.from({ length: 6 }, (_, i) => `m${i}`))
+      const repeated = yield* Store.keySet(["p", "s", "p"])
+      const model = new Map<string, string>()
+      const add = (key: string, s: string) => model.set(key, (model.get(key) ?? "") + s)
+      for (let round = 0; round < 4; round++) {
+        // Twice in a row: the second call takes the key set's cached handles.
+        for (const twice of ["a", "b"]) {
+          yield* store.append(Store.columns(small, [bytes(`p${twice}`), bytes(`q${twice}`), bytes(`r${twice}`)]))
+          for (const k of ["p", "q", "r"]) add(k, `${k}${twice}`)
+        }
+        // More keys than open handles: every call evicts the small set's handles.
+        yield* store.append(
+          Store.columns(
+            many,
+            many.paths.map((k) => bytes(`${k}.${round}`))
+          )
+        )
+        for (const k of many.paths) add(k, `${k}.${round}`)
+        yield* store.append(Store.columns(repeated, [bytes("1"), bytes("s"), bytes("2")]))
+        add("p", "12")
+        add("s", "s")
+        if (round === 1) {
+          // Another store deletes a key: this store's cached handles must not write into the unlinked file.
+          yield* other.delete(["q"])
+          model.delete("q")
+        }
+        if (round === 2) {
+          yield* other.drop
+          model.clear()
+        }
+      }
+      const keys = Array.from(model.keys())
+      expect((yield* other.get(keys)).map(text)).toEqual(keys.map((k) => model.get(k)))
+      expect((yield* store.get(["q"])).map(text)).toEqual([model.get("q")])
+    })
+  )
+
   it.effect("fsync: true writes the same bytes", () =>
     Effect.gen(function* () {
       const { store } = yield* open({ dir: yield* tempBase, fsync: true })
