@@ -20,7 +20,7 @@
  * | `gzip` | node:zlib | gzip (RFC 1952) | `gzip.decompress` |
  * | `brotli` | node:zlib | brotli | `brotli.decompress` |
  * | `zstd` | node:zlib | zstd frame | `zstandard.decompress` |
- * | `bz2` | @ledgerhq/compressjs | bzip2 stream | partd `BZ2` (`bz2.compress`) |
+ * | `bz2` | @ledgerhq/compressjs (optional peer, GPL) | bzip2 stream | partd `BZ2` (`bz2.compress`) |
  * | `snappy` | snappy (napi-rs) | raw snappy block | partd `Snappy` (python-snappy) |
  * | `lz4` | lz4-napi (lz4_flex) | size-prefixed block, or LZ4 frame | `lz4.block` (store_size) / `lz4.frame` |
  * | `blosc` | numcodecs (c-blosc 1.x in WASM) | blosc 1 | partd `Blosc` (python-blosc) |
@@ -236,7 +236,8 @@ interface BloscCodec {
   decode(data: Uint8Array): Promise<Uint8Array>
 }
 
-// Untyped CommonJS package: imported by a non-literal name so the type checker does not look for types.
+// Untyped CommonJS package, and an optional peer dependency (its GPL license stays out of installs that
+// do not use bz2): imported by a non-literal name so the type checker does not look for types.
 const COMPRESSJS: string = "@ledgerhq/compressjs"
 
 const asBytes = (u: Uint8Array | Array<number>): Uint8Array => (u instanceof Uint8Array ? u : Uint8Array.from(u))
@@ -316,7 +317,17 @@ const inline = <K extends Algorithm>(algorithm: K, options?: Options[K]): Effect
         return Effect.andThen(
           checkRange(algorithm, "level", o.level, 1, 9),
           Effect.map(
-            Effect.promise((): Promise<unknown> => import(COMPRESSJS)),
+            Effect.tryPromise((): Promise<unknown> => import(COMPRESSJS)).pipe(
+              Effect.orElseSucceed(() => undefined),
+              Effect.flatMap((module) =>
+                module === undefined
+                  ? invalid(
+                      "bz2",
+                      "needs the optional peer dependency @ledgerhq/compressjs (GPL-licensed): npm install @ledgerhq/compressjs"
+                    )
+                  : Effect.succeed(module)
+              )
+            ),
             (module) => {
               const { Bzip2 } = ((module as { default?: CompressJs }).default ?? module) as CompressJs
               const level = o.level ?? 9
