@@ -1,0 +1,258 @@
+/**
+ * Server: serves a `Store` to many processes over a Unix socket or TCP, as
+ * partd's `Server` does; processes reach it with `Client`.
+ *
+ * The server is an `effect/rpc` server (see `Wire` for the procedures) over
+ * `effect/socket`, on Node's `net` module. Each request is one call to the
+ * served store, so a call's chunks are applied together, and a client that
+ * awaits each append sees its appends applied in its own order.
+ *
+ * Safety, because a socket is a door into the store:
+ *
+ * - TCP binds the loopback address unless told otherwise, and a Unix socket
+ *   is created owner-only (mode 0600, created under a restrictive umask so it
+ *   is never reachable by others, even for an instant).
+ * - Frames have a size limit (`maxFrameBytes`, default 128 MiB: a 64 MiB value
+ *   with room to spare). A frame over the limit, or bytes that do not decode,
+ *   close that client's connection; requests that decode but do not make
+ *   sense fail with a `Protocol` error. Either way only that client is
+ *   affected: each connection has its own parser, and a request is applied
+ *   only once it has been received whole, so a client that vanishes
+ *   mid-request leaves nothing half-written.
+ * - Keys are validated by the served store, as if the client were local.
+ *
+ * Closing the Layer's scope stops accepting connections, closes the open
+ * ones and removes the Unix socket file; the served store's own Layer (built
+ * outside) is released after that.
+ *
+ * @since 0.1.0
+ */
+import * as Fs from "node:fs"
+import { NodeSocketServer } from "@effect/platform-node"
+import { Context, Effect, Layer } from "effect"
+import { NetAddress } from "effect/net"
+import { RpcSerialization, RpcServer } from "effect/rpc"
+import { SocketServer } from "effect/socket"
+import * as Store from "./Store.ts"
+import * as Wire from "./Wire.ts"
+
+/**
+ * Where a server listens: a Unix socket path, or a TCP port (and host, by
+ * default `127.0.0.1`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Address = { readonly path: string } | { readonly host?: string; readonly port: number }
+
+/**
+ * Renders an address for logs and messages: `unix:/path` or `tcp://host:port`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const showAddress = (address: Address): string =>
+  "path" in address ? `unix:${address.path}` : `tcp://${address.host ?? "127.0.0.1"}:${address.port}`
+
+/**
+ * Parses `unix:/path`, `/path`, `tcp://host:port`, `host:port` or a bare port.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const parseAddress = (text: string): Address | undefined => {
+  if (text.startsWith("unix:")) return text.length > 5 ? { path: text.slice(5) } : undefined
+  if (text.startsWith("/") || text.startsWith(".")) return { path: text }
+  const hostPort = text.startsWith("tcp://") ? text.slice(6) : text
+  const colon = hostPort.lastIndexOf(":")
+  const host = colon === -1 ? undefined : hostPort.slice(0, colon).replace(/^\[(.*)\]$/, "$1")
+  const portText = colon === -1 ? hostPort : hostPort.slice(colon + 1)
+  if (!/^\d+$/.test(portText)) return undefined
+  const port = Number(portText)
+  if (port > 65535) return undefined
+  return host === undefined || host === "" ? { port } : { host, port }
+}
+
+/**
+ * The default frame size limit: 128 MiB, so that a 64 MiB value fits in one
+ * request or answer with room to spare.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultMaxFrameBytes = 128 * 1024 * 1024
+
+/**
+ * The running server.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Info {
+  /** Where it listens; for TCP port 0, the port the system chose. */
+  readonly address: Address
+}
+
+/**
+ * The `Server` service: where the server provided by {@link layer} listens.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class Server extends Context.Service<Server, Info>()("@partd/core/Server") {}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Where to listen. TCP port 0 picks a free port (see the `Server` service). */
+  readonly address: Address
+  /** The largest frame accepted or sent, in bytes (default {@link defaultMaxFrameBytes}). */
+  readonly maxFrameBytes?: number
+}
+
+/**
+ * Thrown by the parser so that the RPC server closes the connection: the RPC
+ * server does that for errors tagged `MaxBufferSizeExceeded`.
+ */
+const unparseable = (cause: unknown): Error =>
+  Object.assign(new Error(`undecodable input: ${String(cause)}`), { _tag: "MaxBufferSizeExceeded", cause })
+
+/**
+ * The wire serialization: Effect's binary schema serialization, with a frame
+ * limit. Any input it cannot decode is reported to the RPC server as oversize
+ * input, which makes the server close that connection: after bytes that do not
+ * decode, the stream has no frame boundary left to resynchronise on.
+ *
+ * @since 0.1.0
+ * @category serialization
+ */
+export const serialization = (maxFrameBytes: number): Layer.Layer<RpcSerialization.RpcSerialization> =>
+  Layer.effect(RpcSerialization.RpcSerialization)(
+    Effect.gen(function* () {
+      const base = yield* RpcSerialization.RpcSerialization
+      return RpcSerialization.RpcSerialization.of({
+        ...base,
+        makeUnsafe: () => {
+          const parser = base.makeUnsafe()
+          return {
+            encode: parser.encode,
+            decode: (data) => {
+              try {
+                return parser.decode(data)
+              } catch (cause) {
+                throw unparseable(cause)
+              }
+            }
+          }
+        }
+      })
+    })
+  ).pipe(Layer.provide(RpcSerialization.layerSchemaBinary({ maxFrameSize: maxFrameBytes })))
+
+const handlers = (store: Store.Shape) =>
+  Wire.Procedures.of({
+    Append: (packed) =>
+      Effect.suspend(() => {
+        const values = Wire.unpack("append", packed)
+        if (values instanceof Store.StoreError) return Effect.fail(values)
+        const paths = Wire.splitPaths("append", packed.paths, values.length)
+        if (paths instanceof Store.StoreError) return Effect.fail(paths)
+        const pairs = new Array<readonly [string, Uint8Array]>(paths.length)
+        for (let i = 0; i < paths.length; i++) pairs[i] = [paths[i]!, values[i]!]
+        return store.append(pairs)
+      }),
+    Get: ({ paths, count }) =>
+      Effect.suspend(() => {
+        const split = Wire.splitPaths("get", paths, count)
+        if (split instanceof Store.StoreError) return Effect.fail(split)
+        return Effect.map(store.get(split), (values) => Wire.pack([], values))
+      }),
+    Iset: ({ path, value }) => store.iset(path, value),
+    Delete: ({ paths, count }) =>
+      Effect.suspend(() => {
+        const split = Wire.splitPaths("delete", paths, count)
+        return split instanceof Store.StoreError ? Effect.fail(split) : store.delete(split)
+      }),
+    Drop: () => store.drop
+  })
+
+const listenOptions = (address: Address) =>
+  "path" in address ? { path: address.path } : { host: address.host ?? "127.0.0.1", port: address.port }
+
+const openError = (address: Address, cause: unknown) =>
+  new Store.StoreError({
+    reason: "Io",
+    method: "Server.layer",
+    description: `cannot listen on ${showAddress(address)}: ${cause instanceof Error ? cause.message : String(cause)}`,
+    cause
+  })
+
+/**
+ * Listens on the address: for a Unix socket, under a umask that leaves the
+ * socket file owner-only, and removes the file when the scope closes.
+ */
+const listen = (address: Address) =>
+  Effect.gen(function* () {
+    if (!("path" in address)) {
+      return yield* NodeSocketServer.make(listenOptions(address))
+    }
+    const path = address.path
+    yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(path, { force: true })))
+    // The socket file is created by listen(); a umask of 0177 makes it 0600
+    // from the start. Node binds synchronously inside listen(), so the umask
+    // is restored before anything else runs.
+    const umask = process.umask(0o177)
+    const server = yield* NodeSocketServer.make(listenOptions(address)).pipe(
+      Effect.ensuring(Effect.sync(() => process.umask(umask)))
+    )
+    // Belt and braces, should the platform ignore the umask for sockets.
+    Fs.chmodSync(path, 0o600)
+    return server
+  }).pipe(Effect.mapError((error) => openError(address, error)))
+
+/**
+ * Serves `store` on `options.address` until the scope closes.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (store: Store.Shape, options: Options) =>
+  Effect.gen(function* () {
+    const maxFrameBytes = options.maxFrameBytes ?? defaultMaxFrameBytes
+    const socketServer = yield* listen(options.address)
+    const bound = socketServer.address
+    const address: Address =
+      bound._tag === "UnixPathAddress" ? { path: bound.path } : { host: NetAddress.formatHost(bound), port: bound.port }
+    yield* Layer.build(
+      RpcServer.layer(Wire.Procedures, { disableTracing: true, concurrency: "unbounded" }).pipe(
+        Layer.provide(Wire.Procedures.toLayer(Effect.succeed(handlers(store)))),
+        Layer.provide(RpcServer.layerProtocolSocketServer),
+        Layer.provide(serialization(maxFrameBytes)),
+        Layer.provide(Layer.succeed(SocketServer.SocketServer, socketServer))
+      )
+    )
+    return Server.of({ address })
+  })
+
+/**
+ * Serves the `Store` in context on `options.address`; provides the `Server`
+ * service, which tells where it listens. Closing the Layer's scope closes the
+ * socket (and removes a Unix socket's file).
+ *
+ * @example
+ * ```ts
+ * const served = Server.layer({ address: { path: "/tmp/partd.sock" } }).pipe(Layer.provide(File.layer({ dir })))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options): Layer.Layer<Server, Store.StoreError, Store.Store> =>
+  Layer.effect(
+    Server,
+    Effect.gen(function* () {
+      return yield* make(yield* Store.Store, options)
+    })
+  )
