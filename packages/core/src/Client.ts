@@ -35,6 +35,8 @@ export interface Options {
   readonly address: Server.Address | string
   /** The largest frame sent or accepted, in bytes (default `Server.defaultMaxFrameBytes`). */
   readonly maxFrameBytes?: number
+  /** The wire format (default `"msgpack"`): the server's. */
+  readonly format?: Wire.Format
 }
 
 const unavailable = (method: string, error: RpcClientError.RpcClientError) =>
@@ -60,11 +62,14 @@ export const make = (options: Options): Effect.Effect<Store.Shape, Store.StoreEr
     const maxFrameBytes = options.maxFrameBytes ?? Server.defaultMaxFrameBytes
     // Room for the request's envelope besides the packed chunks.
     const maxBatchBytes = maxFrameBytes - 64 * 1024
-    const connect =
-      "path" in address ? { path: address.path } : { host: address.host ?? "127.0.0.1", port: address.port }
+    const connect = {
+      ...("path" in address ? { path: address.path } : { host: address.host ?? "127.0.0.1", port: address.port }),
+      readableHighWaterMark: Server.socketHighWaterMark,
+      writableHighWaterMark: Server.socketHighWaterMark
+    }
     const protocol = yield* Layer.build(
       RpcClient.layerProtocolSocket({ retryTransientErrors: false }).pipe(
-        Layer.provide(Server.serialization(maxFrameBytes)),
+        Layer.provide(Wire.serialization(options.format ?? "msgpack", maxFrameBytes)),
         Layer.provide(NodeSocket.layerNet(connect))
       )
     ).pipe(
@@ -77,19 +82,21 @@ export const make = (options: Options): Effect.Effect<Store.Shape, Store.StoreEr
     const client = yield* RpcClient.make(Wire.Procedures, { disableTracing: true }).pipe(Effect.provide(protocol))
 
     const appendPacked = (paths: ReadonlyArray<Key.Path>, values: ReadonlyArray<Uint8Array>) =>
-      client.Append(Wire.pack(paths, values)).pipe(Effect.catchTag("RpcClientError", (e) => unavailable("append", e)))
+      client
+        .Append({ paths: Wire.joinPaths(paths), values })
+        .pipe(Effect.catchTag("RpcClientError", (e) => unavailable("append", e)))
 
     const append = (
       paths: ReadonlyArray<Key.Path>,
       values: ReadonlyArray<Uint8Array>
     ): Effect.Effect<void, Store.StoreError> => {
-      if (Wire.packedBytes(paths, values) <= maxBatchBytes) return appendPacked(paths, values)
+      if (Wire.framedBytes(paths, values) <= maxBatchBytes) return appendPacked(paths, values)
       // Too large for one frame: consecutive slices, each under the limit, in order.
       const slices: Array<readonly [number, number]> = []
       let start = 0
       let size = 0
       for (let i = 0; i < values.length; i++) {
-        const one = Wire.packedBytes([paths[i]!], [values[i]!])
+        const one = Wire.framedBytes([paths[i]!], [values[i]!])
         if (one > maxBatchBytes) {
           return Effect.fail(
             new Store.StoreError({
@@ -118,20 +125,17 @@ export const make = (options: Options): Effect.Effect<Store.Shape, Store.StoreEr
       get: (paths) =>
         client.Get({ paths: Wire.joinPaths(paths), count: paths.length }).pipe(
           Effect.catchTag("RpcClientError", (e) => unavailable("get", e)),
-          Effect.flatMap((packed) => {
-            const values = Wire.unpack("get", packed)
-            if (values instanceof Store.StoreError) return Effect.fail(values)
-            if (values.length !== paths.length) {
-              return Effect.fail(
-                new Store.StoreError({
-                  reason: "Protocol",
-                  method: "get",
-                  description: `asked for ${paths.length} values, got ${values.length}`
-                })
-              )
-            }
-            return Effect.succeed(values)
-          })
+          Effect.flatMap((values) =>
+            values.length === paths.length
+              ? Effect.succeed(values)
+              : Effect.fail(
+                  new Store.StoreError({
+                    reason: "Protocol",
+                    method: "get",
+                    description: `asked for ${paths.length} values, got ${values.length}`
+                  })
+                )
+          )
         ),
       iset: (path, value) =>
         client.Iset({ path, value }).pipe(Effect.catchTag("RpcClientError", (e) => unavailable("iset", e))),

@@ -31,7 +31,7 @@ import * as Fs from "node:fs"
 import { NodeSocketServer } from "@effect/platform-node"
 import { Context, Effect, Layer } from "effect"
 import { NetAddress } from "effect/net"
-import { RpcSerialization, RpcServer } from "effect/rpc"
+import { RpcServer } from "effect/rpc"
 import { SocketServer } from "effect/socket"
 import * as Store from "./Store.ts"
 import * as Wire from "./Wire.ts"
@@ -74,13 +74,12 @@ export const parseAddress = (text: string): Address | undefined => {
 }
 
 /**
- * The default frame size limit: 128 MiB, so that a 64 MiB value fits in one
- * request or answer with room to spare.
+ * The default frame size limit (see `Wire.defaultMaxFrameBytes`).
  *
  * @since 0.1.0
  * @category constants
  */
-export const defaultMaxFrameBytes = 128 * 1024 * 1024
+export const defaultMaxFrameBytes = Wire.defaultMaxFrameBytes
 
 /**
  * The running server.
@@ -110,64 +109,24 @@ export interface Options {
   readonly address: Address
   /** The largest frame accepted or sent, in bytes (default {@link defaultMaxFrameBytes}). */
   readonly maxFrameBytes?: number
+  /** The wire format (default `"msgpack"`); clients must use the same. */
+  readonly format?: Wire.Format
 }
-
-/**
- * Thrown by the parser so that the RPC server closes the connection: the RPC
- * server does that for errors tagged `MaxBufferSizeExceeded`.
- */
-const unparseable = (cause: unknown): Error =>
-  Object.assign(new Error(`undecodable input: ${String(cause)}`), { _tag: "MaxBufferSizeExceeded", cause })
-
-/**
- * The wire serialization: Effect's binary schema serialization, with a frame
- * limit. Any input it cannot decode is reported to the RPC server as oversize
- * input, which makes the server close that connection: after bytes that do not
- * decode, the stream has no frame boundary left to resynchronise on.
- *
- * @since 0.1.0
- * @category serialization
- */
-export const serialization = (maxFrameBytes: number): Layer.Layer<RpcSerialization.RpcSerialization> =>
-  Layer.effect(RpcSerialization.RpcSerialization)(
-    Effect.gen(function* () {
-      const base = yield* RpcSerialization.RpcSerialization
-      return RpcSerialization.RpcSerialization.of({
-        ...base,
-        makeUnsafe: () => {
-          const parser = base.makeUnsafe()
-          return {
-            encode: parser.encode,
-            decode: (data) => {
-              try {
-                return parser.decode(data)
-              } catch (cause) {
-                throw unparseable(cause)
-              }
-            }
-          }
-        }
-      })
-    })
-  ).pipe(Layer.provide(RpcSerialization.layerSchemaBinary({ maxFrameSize: maxFrameBytes })))
 
 const handlers = (store: Store.Shape) =>
   Wire.Procedures.of({
-    Append: (packed) =>
+    Append: ({ paths, values }) =>
       Effect.suspend(() => {
-        const values = Wire.unpack("append", packed)
-        if (values instanceof Store.StoreError) return Effect.fail(values)
-        const paths = Wire.splitPaths("append", packed.paths, values.length)
-        if (paths instanceof Store.StoreError) return Effect.fail(paths)
-        const pairs = new Array<readonly [string, Uint8Array]>(paths.length)
-        for (let i = 0; i < paths.length; i++) pairs[i] = [paths[i]!, values[i]!]
+        const split = Wire.splitPaths("append", paths, values.length)
+        if (split instanceof Store.StoreError) return Effect.fail(split)
+        const pairs = new Array<readonly [string, Uint8Array]>(split.length)
+        for (let i = 0; i < split.length; i++) pairs[i] = [split[i]!, values[i]!]
         return store.append(pairs)
       }),
     Get: ({ paths, count }) =>
       Effect.suspend(() => {
         const split = Wire.splitPaths("get", paths, count)
-        if (split instanceof Store.StoreError) return Effect.fail(split)
-        return Effect.map(store.get(split), (values) => Wire.pack([], values))
+        return split instanceof Store.StoreError ? Effect.fail(split) : store.get(split)
       }),
     Iset: ({ path, value }) => store.iset(path, value),
     Delete: ({ paths, count }) =>
@@ -178,8 +137,17 @@ const handlers = (store: Store.Shape) =>
     Drop: () => store.drop
   })
 
-const listenOptions = (address: Address) =>
-  "path" in address ? { path: address.path } : { host: address.host ?? "127.0.0.1", port: address.port }
+/**
+ * How much a connection reads ahead: a shuffle's append is hundreds of KiB,
+ * and reading it in Node's default 64 KiB steps costs a trip through the
+ * event loop per step.
+ */
+export const socketHighWaterMark = 1024 * 1024
+
+const listenOptions = (address: Address) => ({
+  ...("path" in address ? { path: address.path } : { host: address.host ?? "127.0.0.1", port: address.port }),
+  highWaterMark: socketHighWaterMark
+})
 
 const openError = (address: Address, cause: unknown) =>
   new Store.StoreError({
@@ -229,7 +197,7 @@ export const make = (store: Store.Shape, options: Options) =>
       RpcServer.layer(Wire.Procedures, { disableTracing: true, concurrency: "unbounded" }).pipe(
         Layer.provide(Wire.Procedures.toLayer(Effect.succeed(handlers(store)))),
         Layer.provide(RpcServer.layerProtocolSocketServer),
-        Layer.provide(serialization(maxFrameBytes)),
+        Layer.provide(Wire.serialization(options.format ?? "msgpack", maxFrameBytes)),
         Layer.provide(Layer.succeed(SocketServer.SocketServer, socketServer))
       )
     )

@@ -20,50 +20,47 @@
  *
  * @since 0.1.0
  */
-import { Schema } from "effect"
-import { Rpc, RpcGroup } from "effect/rpc"
+import { Effect, Layer, Schema } from "effect"
+import { Rpc, RpcGroup, RpcSerialization } from "effect/rpc"
+import { Packr, Unpackr } from "msgpackr"
 import type * as Key from "./Key.ts"
 import * as Store from "./Store.ts"
 
+const isChunks = (u: unknown): u is ReadonlyArray<Uint8Array> => {
+  if (!Array.isArray(u)) return false
+  for (let i = 0; i < u.length; i++) if (!(u[i] instanceof Uint8Array)) return false
+  return true
+}
+
 /**
- * Paths, sizes and bytes of a batch of chunks, packed.
+ * A list of byte arrays, checked in one plain loop (a schema step per chunk
+ * would cost more than the chunk).
  *
  * @since 0.1.0
  * @category models
  */
-export const Packed = Schema.Struct({
-  /** The paths, joined with NUL. */
-  paths: Schema.String,
-  /** One little-endian uint32 per chunk: its length in `data`. */
-  sizes: Schema.Uint8Array,
-  /** The chunks, concatenated. */
-  data: Schema.Uint8Array
-})
+export const Chunks = Schema.declare(isChunks, { expected: "an array of Uint8Array" })
 
 /**
- * @since 0.1.0
- * @category models
- */
-export type Packed = typeof Packed.Type
-
-/**
- * Appends packed chunks.
+ * Appends chunks: `values[i]` to the i-th of the NUL-joined `paths`.
  *
  * @since 0.1.0
  * @category procedures
  */
-export const Append = Rpc.make("Append", { payload: Packed, error: Store.StoreError })
+export const Append = Rpc.make("Append", {
+  payload: { paths: Schema.String, values: Chunks },
+  error: Store.StoreError
+})
 
 /**
- * Gets NUL-joined paths; answers with their values packed (the paths field of
- * the answer is empty).
+ * Gets the values of NUL-joined paths, in order.
  *
  * @since 0.1.0
  * @category procedures
  */
 export const Get = Rpc.make("Get", {
   payload: { paths: Schema.String, count: Schema.Number },
-  success: Packed,
+  success: Chunks,
   error: Store.StoreError
 })
 
@@ -130,65 +127,297 @@ const protocolError = (method: string, description: string) =>
   new Store.StoreError({ reason: "Protocol", method, description })
 
 /**
- * Packs chunks (and optionally their paths) for the wire: one copy of the
- * bytes.
+ * Roughly how many bytes chunks take in a frame, to keep a request under the
+ * frame limit.
  *
  * @since 0.1.0
  * @category encoding
  */
-export const pack = (paths: ReadonlyArray<Key.Path>, values: ReadonlyArray<Uint8Array>): Packed => {
-  const n = values.length
-  const sizes = new Uint8Array(n * 4)
-  const sizeView = new DataView(sizes.buffer)
+export const framedBytes = (paths: ReadonlyArray<Key.Path>, values: ReadonlyArray<Uint8Array>): number => {
   let total = 0
-  for (let i = 0; i < n; i++) {
-    const length = values[i]!.byteLength
-    sizeView.setUint32(i * 4, length, true)
-    total += length
-  }
-  const data = new Uint8Array(total)
-  let offset = 0
-  for (let i = 0; i < n; i++) {
-    const value = values[i]!
-    data.set(value, offset)
-    offset += value.byteLength
-  }
-  return { paths: joinPaths(paths), sizes, data }
-}
-
-/**
- * The total size of chunks, as `pack` would send them.
- *
- * @since 0.1.0
- * @category encoding
- */
-export const packedBytes = (paths: ReadonlyArray<Key.Path>, values: ReadonlyArray<Uint8Array>): number => {
-  let total = 0
-  for (let i = 0; i < values.length; i++) total += values[i]!.byteLength + paths[i]!.length * 3 + 5
+  for (let i = 0; i < values.length; i++) total += values[i]!.byteLength + paths[i]!.length * 3 + 8
   return total
 }
 
 /**
- * Unpacks chunks: views into `data`, one per size, after checking that the
- * sizes add up to the bytes received. The views share `data`'s buffer; the
- * caller copies them if it must not.
+ * The default frame size limit: 128 MiB, so that a 64 MiB value fits in one
+ * request or answer with room to spare.
  *
  * @since 0.1.0
- * @category decoding
+ * @category constants
  */
-export const unpack = (method: string, packed: Packed): Array<Uint8Array> | Store.StoreError => {
-  const { sizes, data } = packed
-  if (sizes.byteLength % 4 !== 0) return protocolError(method, "chunk sizes are not a multiple of 4 bytes")
-  const n = sizes.byteLength / 4
-  const view = new DataView(sizes.buffer, sizes.byteOffset, sizes.byteLength)
-  const out = new Array<Uint8Array>(n)
-  let offset = 0
-  for (let i = 0; i < n; i++) {
-    const length = view.getUint32(i * 4, true)
-    if (offset + length > data.byteLength) return protocolError(method, "chunk sizes exceed the bytes sent")
-    out[i] = data.subarray(offset, offset + length)
-    offset += length
-  }
-  if (offset !== data.byteLength) return protocolError(method, "bytes sent exceed the chunk sizes")
-  return out
+export const defaultMaxFrameBytes = 128 * 1024 * 1024
+
+/**
+ * Thrown by a parser for input it cannot take (a frame over the limit, bytes
+ * that do not decode). The RPC server closes the connection on errors tagged
+ * `MaxBufferSizeExceeded`: after such input the stream has no frame boundary
+ * left to resynchronise on.
+ */
+const unreadable = (description: string, cause?: unknown): Error =>
+  Object.assign(new Error(description), { _tag: "MaxBufferSizeExceeded", cause })
+
+const frameHeaderBytes = 4
+
+/**
+ * Marks where byte arrays were taken out of a message: `{ "\u0000": byteLength }`
+ * for one, `{ "\u0000": [byteLength, …] }` for a list of them (one marker for a
+ * list of thousands of chunks, not thousands of markers).
+ */
+const blobKey = "\u0000"
+
+const isPlainObject = (u: object): u is Record<string, unknown> => {
+  const proto = Object.getPrototypeOf(u)
+  return proto === Object.prototype || proto === null
 }
+
+/**
+ * Replaces every byte array in `value` with a marker holding its length and
+ * collects the arrays, in depth-first order. Copies only the containers on the
+ * way to a byte array: the message itself is not modified.
+ */
+const takeBlobs = (value: unknown, blobs: Array<Uint8Array>): unknown => {
+  if (typeof value !== "object" || value === null) return value
+  if (value instanceof Uint8Array) {
+    blobs.push(value)
+    return { [blobKey]: value.byteLength }
+  }
+  if (Array.isArray(value)) {
+    if (value.length > 0 && isChunks(value)) {
+      const lengths = new Array<number>(value.length)
+      for (let i = 0; i < value.length; i++) {
+        blobs.push(value[i]!)
+        lengths[i] = value[i]!.byteLength
+      }
+      return { [blobKey]: lengths }
+    }
+    let out: Array<unknown> | undefined
+    for (let i = 0; i < value.length; i++) {
+      const item = value[i]
+      const taken = takeBlobs(item, blobs)
+      if (taken !== item) {
+        out ??= value.slice()
+        out[i] = taken
+      }
+    }
+    return out ?? value
+  }
+  if (!isPlainObject(value)) return value
+  let out: Record<string, unknown> | undefined
+  for (const key in value) {
+    const item = value[key]
+    const taken = takeBlobs(item, blobs)
+    if (taken !== item) {
+      out ??= { ...value }
+      out[key] = taken
+    }
+  }
+  return out ?? value
+}
+
+const takeView = (length: unknown, frame: Uint8Array, cursor: { offset: number }): Uint8Array => {
+  if (
+    typeof length !== "number" ||
+    !Number.isInteger(length) ||
+    length < 0 ||
+    cursor.offset + length > frame.byteLength
+  ) {
+    throw unreadable("a frame's byte arrays exceed the frame")
+  }
+  // Plain Uint8Array views: a Node Buffer's `slice` would alias instead of copying.
+  const view = new Uint8Array(frame.buffer, frame.byteOffset + cursor.offset, length)
+  cursor.offset += length
+  return view
+}
+
+/**
+ * Puts the byte arrays back, in the same depth-first order, as views into
+ * `frame` from `cursor.offset` on. Returns false when the markers ask for more
+ * bytes than the frame has.
+ */
+const putBlobs = (value: unknown, frame: Uint8Array, cursor: { offset: number }): unknown => {
+  if (typeof value !== "object" || value === null) return value
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = putBlobs(value[i], frame, cursor)
+    return value
+  }
+  const record = value as Record<string, unknown>
+  const length = record[blobKey]
+  if (typeof length === "number") return takeView(length, frame, cursor)
+  if (Array.isArray(length)) {
+    const views = new Array<Uint8Array>(length.length)
+    for (let i = 0; i < length.length; i++) views[i] = takeView(length[i], frame, cursor)
+    return views
+  }
+  for (const key in record) record[key] = putBlobs(record[key], frame, cursor)
+  return record
+}
+
+/**
+ * Frames of MessagePack with the byte arrays kept out of it:
+ *
+ *     u32 LE frame length | u32 LE envelope length | envelope | byte arrays
+ *
+ * The envelope is the RPC message in MessagePack (msgpackr), with each byte
+ * array replaced by a marker holding its length; the arrays follow, in order.
+ * Encoding copies each array once, into the frame; decoding assembles the
+ * frame once (in a buffer of exactly its size, allocated after checking the
+ * length against the limit) and hands out views into it, so the store keeps
+ * appended chunks without another copy, and they never pin a larger read
+ * buffer.
+ */
+const makeMsgpackParser = (maxFrameBytes: number): RpcSerialization.Parser => {
+  const packr = new Packr({ useRecords: false, moreTypes: false })
+  const unpackr = new Unpackr({ useRecords: false, moreTypes: false })
+  const header = new Uint8Array(frameHeaderBytes)
+  let headerFilled = 0
+  let frame: Uint8Array | undefined
+  let filled = 0
+  const decodeFrame = (bytes: Uint8Array): unknown => {
+    if (bytes.byteLength < 4) throw unreadable("a frame is too short")
+    const envelopeBytes = new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0, true)
+    if (4 + envelopeBytes > bytes.byteLength) throw unreadable("a frame's envelope exceeds the frame")
+    let message: unknown
+    try {
+      message = unpackr.unpack(bytes.subarray(4, 4 + envelopeBytes))
+    } catch (cause) {
+      throw unreadable("a frame does not decode as MessagePack", cause)
+    }
+    if (typeof message !== "object" || message === null || typeof (message as { _tag?: unknown })._tag !== "string") {
+      throw unreadable("a frame is not an RPC message")
+    }
+    const cursor = { offset: 4 + envelopeBytes }
+    putBlobs(message, bytes, cursor)
+    if (cursor.offset !== bytes.byteLength) throw unreadable("a frame has bytes past its byte arrays")
+    return message
+  }
+  const encodeFrame = (message: unknown): { readonly envelope: Uint8Array; readonly blobs: Array<Uint8Array> } => {
+    const blobs: Array<Uint8Array> = []
+    const envelope = packr.pack(takeBlobs(message, blobs))
+    return { envelope, blobs }
+  }
+  return {
+    decode: (data) => {
+      const chunk = typeof data === "string" ? new TextEncoder().encode(data) : data
+      const out: Array<unknown> = []
+      let pos = 0
+      while (pos < chunk.byteLength) {
+        if (frame === undefined) {
+          while (headerFilled < frameHeaderBytes && pos < chunk.byteLength) header[headerFilled++] = chunk[pos++]!
+          if (headerFilled < frameHeaderBytes) break
+          headerFilled = 0
+          const length = (header[0]! | (header[1]! << 8) | (header[2]! << 16) | (header[3]! << 24)) >>> 0
+          if (length > maxFrameBytes)
+            throw unreadable(`a frame of ${length} bytes exceeds the limit of ${maxFrameBytes}`)
+          // Uninitialised: the frame is used only once every byte has been copied in.
+          frame = globalThis.Buffer.allocUnsafe(length)
+          filled = 0
+        }
+        const take = Math.min(frame.byteLength - filled, chunk.byteLength - pos)
+        frame.set(chunk.subarray(pos, pos + take), filled)
+        filled += take
+        pos += take
+        if (filled === frame.byteLength) {
+          const complete = frame
+          frame = undefined
+          out.push(decodeFrame(complete))
+        }
+      }
+      return out
+    },
+    encode: (message) => {
+      const messages = Array.isArray(message) ? message : [message]
+      if (messages.length === 0) return undefined
+      const frames = messages.map(encodeFrame)
+      let total = 0
+      for (const { envelope, blobs } of frames) {
+        total += frameHeaderBytes + 4 + envelope.byteLength
+        for (const blob of blobs) total += blob.byteLength
+      }
+      // Uninitialised memory (no zero-fill, often already paged in): every byte is written below.
+      const out: Uint8Array = globalThis.Buffer.allocUnsafe(total)
+      const view = new DataView(out.buffer, out.byteOffset, out.byteLength)
+      let offset = 0
+      for (const { envelope, blobs } of frames) {
+        const start = offset
+        offset += frameHeaderBytes
+        view.setUint32(offset, envelope.byteLength, true)
+        out.set(envelope, offset + 4)
+        offset += 4 + envelope.byteLength
+        for (const blob of blobs) {
+          out.set(blob, offset)
+          offset += blob.byteLength
+        }
+        view.setUint32(start, offset - start - frameHeaderBytes, true)
+      }
+      return out
+    }
+  }
+}
+
+/**
+ * The MessagePack serialization (msgpackr), with a frame limit. Payloads are
+ * encoded by their schemas to their encoded form, which for this protocol is
+ * strings, numbers and byte arrays that MessagePack carries as they are.
+ *
+ * @since 0.1.0
+ * @category serialization
+ */
+export const msgpack = (maxFrameBytes: number = defaultMaxFrameBytes): Layer.Layer<RpcSerialization.RpcSerialization> =>
+  Layer.succeed(RpcSerialization.RpcSerialization)(
+    RpcSerialization.RpcSerialization.of({
+      contentType: "application/vnd.partd.rpc+msgpack",
+      includesFraming: true,
+      codecFor: Schema.toCodecIso as unknown as RpcSerialization.CodecFor,
+      makeUnsafe: () => makeMsgpackParser(maxFrameBytes)
+    })
+  )
+
+/**
+ * Effect's binary schema serialization, with a frame limit; input it cannot
+ * decode closes the connection, as with {@link msgpack}.
+ *
+ * @since 0.1.0
+ * @category serialization
+ */
+export const schemaBinary = (
+  maxFrameBytes: number = defaultMaxFrameBytes
+): Layer.Layer<RpcSerialization.RpcSerialization> =>
+  Layer.effect(RpcSerialization.RpcSerialization)(
+    Effect.gen(function* () {
+      const base = yield* RpcSerialization.RpcSerialization
+      return RpcSerialization.RpcSerialization.of({
+        ...base,
+        makeUnsafe: () => {
+          const parser = base.makeUnsafe()
+          return {
+            encode: parser.encode,
+            decode: (data) => {
+              try {
+                return parser.decode(data)
+              } catch (cause) {
+                throw unreadable(`undecodable input: ${String(cause)}`, cause)
+              }
+            }
+          }
+        }
+      })
+    })
+  ).pipe(Layer.provide(RpcSerialization.layerSchemaBinary({ maxFrameSize: maxFrameBytes })))
+
+/**
+ * The serializations this protocol can use; client and server must agree.
+ *
+ * @since 0.1.0
+ * @category serialization
+ */
+export type Format = "msgpack" | "schemaBinary"
+
+/**
+ * The serialization for a format.
+ *
+ * @since 0.1.0
+ * @category serialization
+ */
+export const serialization = (format: Format, maxFrameBytes: number): Layer.Layer<RpcSerialization.RpcSerialization> =>
+  format === "msgpack" ? msgpack(maxFrameBytes) : schemaBinary(maxFrameBytes)
