@@ -19,7 +19,7 @@
  * @since 0.1.0
  */
 import { NodeSocket } from "@effect/platform-node"
-import { Effect, Layer, type Scope } from "effect"
+import { Effect, Layer, Schedule, type Scope } from "effect"
 import { RpcClient, type RpcClientError } from "effect/rpc"
 import type * as Key from "./Key.ts"
 import * as Server from "./Server.ts"
@@ -68,7 +68,11 @@ export const make = (options: Options): Effect.Effect<Store.Shape, Store.StoreEr
       writableHighWaterMark: Server.socketHighWaterMark
     }
     const protocol = yield* Layer.build(
-      RpcClient.layerProtocolSocket({ retryTransientErrors: false }).pipe(
+      RpcClient.layerProtocolSocket({
+        retryTransientErrors: false,
+        // Reconnect soon after a lost connection (requests fail with Unavailable meanwhile).
+        retryPolicy: Schedule.min([Schedule.exponential(10, 2), Schedule.spaced(1000)])
+      }).pipe(
         Layer.provide(Wire.serialization(options.format ?? "msgpack", maxFrameBytes)),
         Layer.provide(NodeSocket.layerNet(connect))
       )

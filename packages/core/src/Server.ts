@@ -113,7 +113,7 @@ export interface Options {
   readonly format?: Wire.Format
 }
 
-const handlers = (store: Store.Shape) =>
+const handlers = (store: Store.Shape, maxFrameBytes: number) =>
   Wire.Procedures.of({
     Append: ({ paths, values }) =>
       Effect.suspend(() => {
@@ -126,7 +126,21 @@ const handlers = (store: Store.Shape) =>
     Get: ({ paths, count }) =>
       Effect.suspend(() => {
         const split = Wire.splitPaths("get", paths, count)
-        return split instanceof Store.StoreError ? Effect.fail(split) : store.get(split)
+        if (split instanceof Store.StoreError) return Effect.fail(split)
+        return Effect.flatMap(store.get(split), (values) => {
+          let total = 0
+          for (let i = 0; i < values.length; i++) total += values[i]!.byteLength + 8
+          // Checked here so that the client gets a typed error, not a closed connection.
+          return total + 64 * 1024 > maxFrameBytes
+            ? Effect.fail(
+                new Store.StoreError({
+                  reason: "Protocol",
+                  method: "get",
+                  description: `the answer of ${total} bytes exceeds the frame limit of ${maxFrameBytes} bytes: get fewer keys at a time`
+                })
+              )
+            : Effect.succeed(values)
+        })
       }),
     Iset: ({ path, value }) => store.iset(path, value),
     Delete: ({ paths, count }) =>
@@ -181,6 +195,22 @@ const listen = (address: Address) =>
   }).pipe(Effect.mapError((error) => openError(address, error)))
 
 /**
+ * A client that resets its connection (a process that died, a connection
+ * closed for bad input) is routine for a server, not an error to log: the
+ * connection's handler ends, and the other connections carry on.
+ */
+const quietOnDisconnect = (server: SocketServer.SocketServer["Service"]): SocketServer.SocketServer["Service"] =>
+  SocketServer.SocketServer.of({
+    address: server.address,
+    run: (handler) =>
+      server.run((socket) =>
+        Effect.catchCause(handler(socket), (cause) =>
+          Effect.logDebug("partd Server: a connection ended with an error", cause)
+        )
+      )
+  })
+
+/**
  * Serves `store` on `options.address` until the scope closes.
  *
  * @since 0.1.0
@@ -195,10 +225,10 @@ export const make = (store: Store.Shape, options: Options) =>
       bound._tag === "UnixPathAddress" ? { path: bound.path } : { host: NetAddress.formatHost(bound), port: bound.port }
     yield* Layer.build(
       RpcServer.layer(Wire.Procedures, { disableTracing: true, concurrency: "unbounded" }).pipe(
-        Layer.provide(Wire.Procedures.toLayer(Effect.succeed(handlers(store)))),
+        Layer.provide(Wire.Procedures.toLayer(Effect.succeed(handlers(store, maxFrameBytes)))),
         Layer.provide(RpcServer.layerProtocolSocketServer),
         Layer.provide(Wire.serialization(options.format ?? "msgpack", maxFrameBytes)),
-        Layer.provide(Layer.succeed(SocketServer.SocketServer, socketServer))
+        Layer.provide(Layer.succeed(SocketServer.SocketServer, quietOnDisconnect(socketServer)))
       )
     )
     return Server.of({ address })
