@@ -113,15 +113,19 @@ export interface Options {
   readonly format?: Wire.Format
 }
 
-const handlers = (store: Store.Shape, maxFrameBytes: number) =>
-  Wire.Procedures.of({
+const handlers = (store: Store.Shape, maxFrameBytes: number) => {
+  const backend = Store.toBackend(store)
+  return Wire.Procedures.of({
     Append: ({ paths, values }) =>
       Effect.suspend(() => {
         const split = Wire.splitPaths("append", paths, values.length)
         if (split instanceof Store.StoreError) return Effect.fail(split)
-        const pairs = new Array<readonly [string, Uint8Array]>(split.length)
-        for (let i = 0; i < split.length; i++) pairs[i] = [split[i]!, values[i]!]
-        return store.append(pairs)
+        // Validated here, as the store would (a client is not trusted), then
+        // handed to the store's backend as the parallel arrays it takes, with
+        // no pair per chunk on the way.
+        const valid = Store.toPaths("append", split)
+        if (valid instanceof Store.StoreError) return Effect.fail(valid)
+        return valid.length === 0 ? Effect.void : backend.append(valid, values)
       }),
     Get: ({ paths, count }) =>
       Effect.suspend(() => {
@@ -150,6 +154,7 @@ const handlers = (store: Store.Shape, maxFrameBytes: number) =>
       }),
     Drop: () => store.drop
   })
+}
 
 /**
  * How much a connection reads ahead: a shuffle's append is hundreds of KiB,

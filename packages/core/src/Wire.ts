@@ -159,12 +159,18 @@ const unreadable = (description: string, cause?: unknown): Error =>
 
 const frameHeaderBytes = 4
 
-/**
- * Marks where byte arrays were taken out of a message: `{ "\u0000": byteLength }`
- * for one, `{ "\u0000": [byteLength, …] }` for a list of them (one marker for a
- * list of thousands of chunks, not thousands of markers).
- */
+/** Marks where one byte array was taken out of a message: `{ "\u0000": byteLength }`. */
 const blobKey = "\u0000"
+/**
+ * Marks where a list of byte arrays was taken out: `{ "\u0001": count }`. Their
+ * lengths follow in the frame's tail as `count` little-endian uint32, then
+ * their bytes: a list of thousands of chunks costs one marker and a table, not
+ * thousands of MessagePack values.
+ */
+const listKey = "\u0001"
+
+/** What was taken out of a message, in order: byte arrays and lists of them. */
+type Taken = Array<Uint8Array | ReadonlyArray<Uint8Array>>
 
 const isPlainObject = (u: object): u is Record<string, unknown> => {
   const proto = Object.getPrototypeOf(u)
@@ -172,32 +178,28 @@ const isPlainObject = (u: object): u is Record<string, unknown> => {
 }
 
 /**
- * Replaces every byte array in `value` with a marker holding its length and
- * collects the arrays, in depth-first order. Copies only the containers on the
- * way to a byte array: the message itself is not modified.
+ * Replaces byte arrays, and lists of them, with markers, collecting them in
+ * depth-first order. Copies only the containers on the way to a byte array:
+ * the message itself is not modified.
  */
-const takeBlobs = (value: unknown, blobs: Array<Uint8Array>): unknown => {
+const takeBlobs = (value: unknown, taken: Taken): unknown => {
   if (typeof value !== "object" || value === null) return value
   if (value instanceof Uint8Array) {
-    blobs.push(value)
+    taken.push(value)
     return { [blobKey]: value.byteLength }
   }
   if (Array.isArray(value)) {
     if (value.length > 0 && isChunks(value)) {
-      const lengths = new Array<number>(value.length)
-      for (let i = 0; i < value.length; i++) {
-        blobs.push(value[i]!)
-        lengths[i] = value[i]!.byteLength
-      }
-      return { [blobKey]: lengths }
+      taken.push(value)
+      return { [listKey]: value.length }
     }
     let out: Array<unknown> | undefined
     for (let i = 0; i < value.length; i++) {
       const item = value[i]
-      const taken = takeBlobs(item, blobs)
-      if (taken !== item) {
+      const replaced = takeBlobs(item, taken)
+      if (replaced !== item) {
         out ??= value.slice()
-        out[i] = taken
+        out[i] = replaced
       }
     }
     return out ?? value
@@ -206,50 +208,92 @@ const takeBlobs = (value: unknown, blobs: Array<Uint8Array>): unknown => {
   let out: Record<string, unknown> | undefined
   for (const key in value) {
     const item = value[key]
-    const taken = takeBlobs(item, blobs)
-    if (taken !== item) {
+    const replaced = takeBlobs(item, taken)
+    if (replaced !== item) {
       out ??= { ...value }
-      out[key] = taken
+      out[key] = replaced
     }
   }
   return out ?? value
 }
 
-const takeView = (length: unknown, frame: Uint8Array, cursor: { offset: number }): Uint8Array => {
-  if (
-    typeof length !== "number" ||
-    !Number.isInteger(length) ||
-    length < 0 ||
-    cursor.offset + length > frame.byteLength
-  ) {
-    throw unreadable("a frame's byte arrays exceed the frame")
+/** The bytes `taken` occupies in a frame's tail. */
+const takenBytes = (taken: Taken): number => {
+  let total = 0
+  for (const item of taken) {
+    if (item instanceof Uint8Array) {
+      total += item.byteLength
+    } else {
+      total += 4 * item.length
+      for (let i = 0; i < item.length; i++) total += item[i]!.byteLength
+    }
   }
+  return total
+}
+
+/** Writes `taken` into `out` at `offset`; returns the offset after it. */
+const writeTaken = (taken: Taken, out: Uint8Array, view: DataView, offset: number): number => {
+  for (const item of taken) {
+    if (item instanceof Uint8Array) {
+      out.set(item, offset)
+      offset += item.byteLength
+      continue
+    }
+    for (let i = 0; i < item.length; i++) view.setUint32(offset + 4 * i, item[i]!.byteLength, true)
+    offset += 4 * item.length
+    for (let i = 0; i < item.length; i++) {
+      const chunk = item[i]!
+      out.set(chunk, offset)
+      offset += chunk.byteLength
+    }
+  }
+  return offset
+}
+
+interface Cursor {
+  readonly frame: Uint8Array
+  readonly view: DataView
+  offset: number
+}
+
+const takeView = (cursor: Cursor, length: number): Uint8Array => {
+  if (cursor.offset + length > cursor.frame.byteLength) throw unreadable("a frame's byte arrays exceed the frame")
   // Plain Uint8Array views: a Node Buffer's `slice` would alias instead of copying.
-  const view = new Uint8Array(frame.buffer, frame.byteOffset + cursor.offset, length)
+  const view = new Uint8Array(cursor.frame.buffer, cursor.frame.byteOffset + cursor.offset, length)
   cursor.offset += length
   return view
 }
 
+const isCount = (u: unknown): u is number => typeof u === "number" && Number.isInteger(u) && u >= 0
+
 /**
- * Puts the byte arrays back, in the same depth-first order, as views into
- * `frame` from `cursor.offset` on. Returns false when the markers ask for more
- * bytes than the frame has.
+ * Puts the byte arrays back, in the same depth-first order, as views into the
+ * frame's tail.
  */
-const putBlobs = (value: unknown, frame: Uint8Array, cursor: { offset: number }): unknown => {
+const putBlobs = (value: unknown, cursor: Cursor): unknown => {
   if (typeof value !== "object" || value === null) return value
   if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) value[i] = putBlobs(value[i], frame, cursor)
+    for (let i = 0; i < value.length; i++) value[i] = putBlobs(value[i], cursor)
     return value
   }
   const record = value as Record<string, unknown>
   const length = record[blobKey]
-  if (typeof length === "number") return takeView(length, frame, cursor)
-  if (Array.isArray(length)) {
-    const views = new Array<Uint8Array>(length.length)
-    for (let i = 0; i < length.length; i++) views[i] = takeView(length[i], frame, cursor)
-    return views
+  if (length !== undefined) {
+    if (!isCount(length)) throw unreadable("a frame has a bad byte array marker")
+    return takeView(cursor, length)
   }
-  for (const key in record) record[key] = putBlobs(record[key], frame, cursor)
+  const count = record[listKey]
+  if (count !== undefined) {
+    if (!isCount(count) || cursor.offset + 4 * count > cursor.frame.byteLength) {
+      throw unreadable("a frame has a bad byte array list")
+    }
+    const table = cursor.offset
+    cursor.offset += 4 * count
+    const chunks = new Array<Uint8Array>(count)
+    for (let i = 0; i < count; i++) chunks[i] = takeView(cursor, cursor.view.getUint32(table + 4 * i, true))
+    return chunks
+  }
+  for (const key in record) record[key] = putBlobs(record[key], cursor)
   return record
 }
 
@@ -258,13 +302,12 @@ const putBlobs = (value: unknown, frame: Uint8Array, cursor: { offset: number })
  *
  *     u32 LE frame length | u32 LE envelope length | envelope | byte arrays
  *
- * The envelope is the RPC message in MessagePack (msgpackr), with each byte
- * array replaced by a marker holding its length; the arrays follow, in order.
- * Encoding copies each array once, into the frame; decoding assembles the
- * frame once (in a buffer of exactly its size, allocated after checking the
- * length against the limit) and hands out views into it, so the store keeps
- * appended chunks without another copy, and they never pin a larger read
- * buffer.
+ * The envelope is the RPC message in MessagePack (msgpackr), with byte arrays
+ * replaced by markers; the arrays follow, in order. Encoding copies each array
+ * once, into the frame. Decoding hands out views into the frame: into the
+ * chunk read from the socket when the frame arrived whole in it, else into a
+ * buffer of exactly the frame's size (allocated after checking the length
+ * against the limit), so the store keeps appended chunks without a copy.
  */
 const makeMsgpackParser = (maxFrameBytes: number): RpcSerialization.Parser => {
   const packr = new Packr({ useRecords: false, moreTypes: false })
@@ -275,7 +318,8 @@ const makeMsgpackParser = (maxFrameBytes: number): RpcSerialization.Parser => {
   let filled = 0
   const decodeFrame = (bytes: Uint8Array): unknown => {
     if (bytes.byteLength < 4) throw unreadable("a frame is too short")
-    const envelopeBytes = new DataView(bytes.buffer, bytes.byteOffset, 4).getUint32(0, true)
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    const envelopeBytes = view.getUint32(0, true)
     if (4 + envelopeBytes > bytes.byteLength) throw unreadable("a frame's envelope exceeds the frame")
     let message: unknown
     try {
@@ -286,15 +330,10 @@ const makeMsgpackParser = (maxFrameBytes: number): RpcSerialization.Parser => {
     if (typeof message !== "object" || message === null || typeof (message as { _tag?: unknown })._tag !== "string") {
       throw unreadable("a frame is not an RPC message")
     }
-    const cursor = { offset: 4 + envelopeBytes }
-    putBlobs(message, bytes, cursor)
+    const cursor: Cursor = { frame: bytes, view, offset: 4 + envelopeBytes }
+    putBlobs(message, cursor)
     if (cursor.offset !== bytes.byteLength) throw unreadable("a frame has bytes past its byte arrays")
     return message
-  }
-  const encodeFrame = (message: unknown): { readonly envelope: Uint8Array; readonly blobs: Array<Uint8Array> } => {
-    const blobs: Array<Uint8Array> = []
-    const envelope = packr.pack(takeBlobs(message, blobs))
-    return { envelope, blobs }
   }
   return {
     decode: (data) => {
@@ -309,6 +348,12 @@ const makeMsgpackParser = (maxFrameBytes: number): RpcSerialization.Parser => {
           const length = (header[0]! | (header[1]! << 8) | (header[2]! << 16) | (header[3]! << 24)) >>> 0
           if (length > maxFrameBytes)
             throw unreadable(`a frame of ${length} bytes exceeds the limit of ${maxFrameBytes}`)
+          if (chunk.byteLength - pos >= length) {
+            // The whole frame is in this chunk, which is fresh from the socket: decode in place.
+            out.push(decodeFrame(chunk.subarray(pos, pos + length)))
+            pos += length
+            continue
+          }
           // Uninitialised: the frame is used only once every byte has been copied in.
           frame = globalThis.Buffer.allocUnsafe(length)
           filled = 0
@@ -328,26 +373,23 @@ const makeMsgpackParser = (maxFrameBytes: number): RpcSerialization.Parser => {
     encode: (message) => {
       const messages = Array.isArray(message) ? message : [message]
       if (messages.length === 0) return undefined
-      const frames = messages.map(encodeFrame)
+      const frames = messages.map((m) => {
+        const taken: Taken = []
+        const envelope = packr.pack(takeBlobs(m, taken))
+        return { envelope, taken }
+      })
       let total = 0
-      for (const { envelope, blobs } of frames) {
-        total += frameHeaderBytes + 4 + envelope.byteLength
-        for (const blob of blobs) total += blob.byteLength
-      }
+      for (const { envelope, taken } of frames) total += frameHeaderBytes + 4 + envelope.byteLength + takenBytes(taken)
       // Uninitialised memory (no zero-fill, often already paged in): every byte is written below.
       const out: Uint8Array = globalThis.Buffer.allocUnsafe(total)
       const view = new DataView(out.buffer, out.byteOffset, out.byteLength)
       let offset = 0
-      for (const { envelope, blobs } of frames) {
+      for (const { envelope, taken } of frames) {
         const start = offset
         offset += frameHeaderBytes
         view.setUint32(offset, envelope.byteLength, true)
         out.set(envelope, offset + 4)
-        offset += 4 + envelope.byteLength
-        for (const blob of blobs) {
-          out.set(blob, offset)
-          offset += blob.byteLength
-        }
+        offset = writeTaken(taken, out, view, offset + 4 + envelope.byteLength)
         view.setUint32(start, offset - start - frameHeaderBytes, true)
       }
       return out

@@ -3,7 +3,8 @@
  */
 import { coreCases } from "./core.ts"
 import type { BenchCase } from "./model.ts"
+import { serverCases } from "./server.ts"
 
 export type { Bar, BenchCase, Metric } from "./model.ts"
 
-export const cases: ReadonlyArray<BenchCase> = [...coreCases]
+export const cases: ReadonlyArray<BenchCase> = [...coreCases, ...serverCases]
