@@ -35,8 +35,6 @@ export interface Options {
   readonly address: Server.Address | string
   /** The largest frame sent or accepted, in bytes (default `Server.defaultMaxFrameBytes`). */
   readonly maxFrameBytes?: number
-  /** The wire format (default `"msgpack"`): the server's. */
-  readonly format?: Wire.Format
 }
 
 const unavailable = (method: string, error: RpcClientError.RpcClientError) =>
@@ -72,10 +70,7 @@ export const make = (options: Options): Effect.Effect<Store.Shape, Store.StoreEr
         retryTransientErrors: false,
         // Reconnect soon after a lost connection (requests fail with Unavailable meanwhile).
         retryPolicy: Schedule.min([Schedule.exponential(10, 2), Schedule.spaced(1000)])
-      }).pipe(
-        Layer.provide(Wire.serialization(options.format ?? "msgpack", maxFrameBytes)),
-        Layer.provide(NodeSocket.layerNet(connect))
-      )
+      }).pipe(Layer.provide(Wire.serialization(maxFrameBytes)), Layer.provide(NodeSocket.layerNet(connect)))
     ).pipe(
       // Building the socket only prepares it: the connection opens on first use.
       Effect.mapError(

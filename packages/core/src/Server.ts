@@ -10,8 +10,7 @@
  * Safety, because a socket is a door into the store:
  *
  * - TCP binds the loopback address unless told otherwise, and a Unix socket
- *   is created owner-only (mode 0600, created under a restrictive umask so it
- *   is never reachable by others, even for an instant).
+ *   is owner-only (mode 0600) from the moment it is reachable at its path.
  * - Frames have a size limit (`maxFrameBytes`, default 128 MiB: a 64 MiB value
  *   with room to spare). A frame over the limit, or bytes that do not decode,
  *   close that client's connection; requests that decode but do not make
@@ -28,6 +27,8 @@
  * @since 0.1.0
  */
 import * as Fs from "node:fs"
+import * as Net from "node:net"
+import * as NodePath from "node:path"
 import { NodeSocketServer } from "@effect/platform-node"
 import { Context, Effect, Layer } from "effect"
 import { NetAddress } from "effect/net"
@@ -109,8 +110,6 @@ export interface Options {
   readonly address: Address
   /** The largest frame accepted or sent, in bytes (default {@link defaultMaxFrameBytes}). */
   readonly maxFrameBytes?: number
-  /** The wire format (default `"msgpack"`); clients must use the same. */
-  readonly format?: Wire.Format
 }
 
 const handlers = (store: Store.Shape, maxFrameBytes: number) => {
@@ -176,28 +175,54 @@ const openError = (address: Address, cause: unknown) =>
     cause
   })
 
+/** Whether something listens on the Unix socket at `path` (a refused connection means a stale file). */
+const socketInUse = (path: string) =>
+  Effect.callback<boolean>((resume) => {
+    const probe = Net.createConnection({ path })
+    probe.once("connect", () => {
+      probe.destroy()
+      resume(Effect.succeed(true))
+    })
+    probe.once("error", (error: NodeJS.ErrnoException) => {
+      probe.destroy()
+      resume(Effect.succeed(error.code !== "ECONNREFUSED" && error.code !== "ENOENT"))
+    })
+  })
+
 /**
- * Listens on the address: for a Unix socket, under a umask that leaves the
- * socket file owner-only, and removes the file when the scope closes.
+ * Listens on a Unix socket that nobody else can reach, ever: it is created in
+ * a fresh owner-only directory next to `path`, made owner-only itself, and
+ * only then renamed to `path`. (A umask would do it too, but it is
+ * process-wide, and listening is asynchronous.) A stale socket file left by a
+ * server that died is replaced; a live one is not. The file is removed when
+ * the scope closes.
  */
-const listen = (address: Address) =>
+const listenUnix = (path: string) =>
   Effect.gen(function* () {
-    if (!("path" in address)) {
-      return yield* NodeSocketServer.make(listenOptions(address))
+    if (Fs.existsSync(path)) {
+      if (!Fs.statSync(path).isSocket()) return yield* Effect.fail(new Error(`${path} exists and is not a socket`))
+      if (yield* socketInUse(path)) return yield* Effect.fail(new Error(`a server already listens on ${path}`))
+      Fs.rmSync(path, { force: true })
     }
-    const path = address.path
-    yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(path, { force: true })))
-    // The socket file is created by listen(); a umask of 0177 makes it 0600
-    // from the start. Node binds synchronously inside listen(), so the umask
-    // is restored before anything else runs.
-    const umask = process.umask(0o177)
-    const server = yield* NodeSocketServer.make(listenOptions(address)).pipe(
-      Effect.ensuring(Effect.sync(() => process.umask(umask)))
+    const privateDir = yield* Effect.acquireRelease(
+      Effect.try(() => Fs.mkdtempSync(NodePath.join(NodePath.dirname(path), ".partd-"))),
+      (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
     )
-    // Belt and braces, should the platform ignore the umask for sockets.
-    Fs.chmodSync(path, 0o600)
+    const hidden = NodePath.join(privateDir, "s")
+    yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(path, { force: true })))
+    const server = yield* NodeSocketServer.make({ path: hidden, highWaterMark: socketHighWaterMark })
+    yield* Effect.try(() => {
+      Fs.chmodSync(hidden, 0o600)
+      Fs.renameSync(hidden, path)
+    })
     return server
-  }).pipe(Effect.mapError((error) => openError(address, error)))
+  })
+
+/** Listens on the address. */
+const listen = (address: Address) =>
+  ("path" in address ? listenUnix(address.path) : NodeSocketServer.make(listenOptions(address))).pipe(
+    Effect.mapError((error) => openError(address, error))
+  )
 
 /**
  * A client that resets its connection (a process that died, a connection
@@ -227,12 +252,14 @@ export const make = (store: Store.Shape, options: Options) =>
     const socketServer = yield* listen(options.address)
     const bound = socketServer.address
     const address: Address =
-      bound._tag === "UnixPathAddress" ? { path: bound.path } : { host: NetAddress.formatHost(bound), port: bound.port }
+      "path" in options.address || bound._tag === "UnixPathAddress"
+        ? options.address
+        : { host: NetAddress.formatHost(bound), port: bound.port }
     yield* Layer.build(
       RpcServer.layer(Wire.Procedures, { disableTracing: true, concurrency: "unbounded" }).pipe(
         Layer.provide(Wire.Procedures.toLayer(Effect.succeed(handlers(store, maxFrameBytes)))),
         Layer.provide(RpcServer.layerProtocolSocketServer),
-        Layer.provide(Wire.serialization(options.format ?? "msgpack", maxFrameBytes)),
+        Layer.provide(Wire.serialization(maxFrameBytes)),
         Layer.provide(Layer.succeed(SocketServer.SocketServer, quietOnDisconnect(socketServer)))
       )
     )

@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import * as os from "node:os"
@@ -167,6 +168,31 @@ describe("Server safety", () => {
     })
   )
 
+  it.live("a stale socket file is replaced; a live one is not taken over", () =>
+    Effect.gen(function* () {
+      const path = socketPath()
+      // A process that dies while listening leaves its socket file behind.
+      const died = spawnSync(process.execPath, [
+        "-e",
+        "require('net').createServer().listen(process.argv[1], () => process.kill(process.pid, 'SIGKILL'))",
+        path
+      ])
+      expect(died.signal).toBe("SIGKILL")
+      expect(fs.statSync(path).isSocket()).toBe(true)
+      const address = yield* startServer({ path })
+      const { store, close } = yield* openClient(address)
+      yield* store.append({ a: bytes("served") })
+      expect(text((yield* store.get(["a"]))[0]!)).toBe("served")
+      yield* close
+      const second = yield* Effect.exit(startServer({ path }))
+      expect(String(second)).toContain("already listens")
+      // The first server still owns the path.
+      const again = yield* openClient(address)
+      expect(text((yield* again.store.get(["a"]))[0]!)).toBe("served")
+      yield* again.close
+    })
+  )
+
   it.live("garbage bytes close that connection only", () =>
     Effect.gen(function* () {
       const address = yield* startServer({ path: socketPath() }, { maxFrameBytes: 1024 * 1024 })
@@ -301,7 +327,7 @@ describe("Client and Server", () => {
       const address = yield* startServer({ path: socketPath() })
       const protocol = yield* Layer.build(
         RpcClient.layerProtocolSocket({ retryTransientErrors: false }).pipe(
-          Layer.provide(Wire.serialization("msgpack", Wire.defaultMaxFrameBytes)),
+          Layer.provide(Wire.serialization()),
           Layer.provide(NodeSocket.layerNet(connectOptions(address)))
         )
       )
