@@ -307,6 +307,17 @@ const putBlobs = (value: unknown, cursor: Cursor): unknown => {
   return record
 }
 
+/** Request frames larger than this are not reused (see `reuse`). */
+const maxPooledBytes = 8 * 1024 * 1024
+const maxFreePooled = 4
+const maxInFlightPooled = 64
+
+/** The id of an RPC request message, as answers refer to it. */
+const requestIdOf = (message: unknown): unknown =>
+  typeof message === "object" && message !== null && (message as { _tag?: unknown })._tag === "Request"
+    ? (message as { id?: unknown }).id
+    : undefined
+
 /**
  * Frames of MessagePack with the byte arrays kept out of it:
  *
@@ -326,6 +337,42 @@ const makeMsgpackParser = (maxFrameBytes: number): RpcSerialization.Parser => {
   let headerFilled = 0
   let frame: Uint8Array | undefined
   let filled = 0
+  /**
+   * Request frames are written from a few reused buffers: a fresh 256 KiB
+   * buffer per append costs more in page faults and garbage collection than
+   * filling it. A request's buffer is free again once the answer to that
+   * request arrives, because the peer answers only after reading the whole
+   * frame, so the socket is done with it. (Answers are never reused: they
+   * have no answer, and on the client they become the caller's values.)
+   */
+  const free: Array<Uint8Array> = []
+  const inFlight = new Map<unknown, Uint8Array>()
+  const allocate = (size: number): Uint8Array => globalThis.Buffer.allocUnsafe(size)
+  const reuse = (request: unknown, size: number): Uint8Array => {
+    if (size > maxPooledBytes || inFlight.size >= maxInFlightPooled) return allocate(size)
+    let index = -1
+    for (let i = 0; i < free.length; i++) {
+      if (free[i]!.byteLength >= size && (index === -1 || free[i]!.byteLength < free[index]!.byteLength)) index = i
+    }
+    // Uninitialised memory: every byte of the frame is written by `encode`.
+    const buffer = index === -1 ? allocate(Math.max(size, 64 * 1024)) : free.splice(index, 1)[0]!
+    inFlight.set(request, buffer)
+    return buffer.subarray(0, size)
+  }
+  const released = (message: unknown): unknown => {
+    if (inFlight.size > 0) {
+      const request =
+        (message as { _tag: string; requestId?: unknown })._tag === "Exit"
+          ? (message as { requestId?: unknown }).requestId
+          : undefined
+      const buffer = request === undefined ? undefined : inFlight.get(request)
+      if (buffer !== undefined) {
+        inFlight.delete(request)
+        if (free.length < maxFreePooled) free.push(buffer)
+      }
+    }
+    return message
+  }
   const decodeFrame = (bytes: Uint8Array): unknown => {
     if (bytes.byteLength < 4) throw unreadable("a frame is too short")
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
@@ -360,7 +407,7 @@ const makeMsgpackParser = (maxFrameBytes: number): RpcSerialization.Parser => {
             throw unreadable(`a frame of ${length} bytes exceeds the limit of ${maxFrameBytes}`)
           if (chunk.byteLength - pos >= length) {
             // The whole frame is in this chunk, which is fresh from the socket: decode in place.
-            out.push(decodeFrame(chunk.subarray(pos, pos + length)))
+            out.push(released(decodeFrame(chunk.subarray(pos, pos + length))))
             pos += length
             continue
           }
@@ -375,7 +422,7 @@ const makeMsgpackParser = (maxFrameBytes: number): RpcSerialization.Parser => {
         if (filled === frame.byteLength) {
           const complete = frame
           frame = undefined
-          out.push(decodeFrame(complete))
+          out.push(released(decodeFrame(complete)))
         }
       }
       return out
@@ -390,8 +437,8 @@ const makeMsgpackParser = (maxFrameBytes: number): RpcSerialization.Parser => {
       })
       let total = 0
       for (const { envelope, taken } of frames) total += frameHeaderBytes + 4 + envelope.byteLength + takenBytes(taken)
-      // Uninitialised memory (no zero-fill, often already paged in): every byte is written below.
-      const out: Uint8Array = globalThis.Buffer.allocUnsafe(total)
+      const request = messages.length === 1 ? requestIdOf(messages[0]) : undefined
+      const out = request === undefined ? allocate(total) : reuse(request, total)
       const view = new DataView(out.buffer, out.byteOffset, out.byteLength)
       let offset = 0
       for (const { envelope, taken } of frames) {
