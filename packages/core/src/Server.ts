@@ -18,7 +18,8 @@
  *   affected: each connection has its own parser, and a request is applied
  *   only once it has been received whole, so a client that vanishes
  *   mid-request leaves nothing half-written.
- * - Keys are validated by the served store, as if the client were local.
+ * - Keys are validated again on the server, by the store's own rules
+ *   (`Store.toPaths`), whatever the client claims to have checked.
  *
  * Closing the Layer's scope stops accepting connections, closes the open
  * ones and removes the Unix socket file; the served store's own Layer (built

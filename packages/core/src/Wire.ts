@@ -11,7 +11,10 @@
  * - the chunks travel as a table of uint32 lengths followed by their bytes,
  *   copied once into the outgoing frame, and arrive as views into the
  *   incoming frame: no MessagePack value, no schema step and no copy per chunk;
- * - the list is checked with one plain loop (`Chunks`), not a schema per item.
+ * - the list is checked with one plain loop (`Chunks`), not a schema per item;
+ * - request frames are written from a few reused buffers (a request's buffer
+ *   is free once its answer arrives), sparing a fresh 256 KiB allocation per
+ *   append.
  *
  * Why msgpackr and not Effect's binary schema serialization
  * (`RpcSerialization.layerSchemaBinary`): measured on the same protocol
