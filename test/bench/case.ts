@@ -1,12 +1,22 @@
 /**
  * One benchmark measurement in its own process, so that its peak RSS is its
  * own: `node test/bench/case.ts <case name> <workload>` prints one JSON line.
+ * With `--reference`, it measures the case's reference program instead.
  */
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Store } from "@partd/core"
-import { allKeys, appendAll, buildCalls, makePool, totalBytes, verify, workloads } from "@partd/test/Workload"
+import {
+  allKeys,
+  appendAll,
+  buildCalls,
+  buildColumns,
+  makePool,
+  totalBytes,
+  verify,
+  workloads
+} from "@partd/test/Workload"
 import { Effect } from "effect"
 import { cases } from "./cases/index.ts"
 
@@ -18,13 +28,26 @@ if (benchCase === undefined || workload === undefined) {
   process.exit(2)
 }
 
+if (process.argv.includes("--reference")) {
+  if (benchCase.reference === undefined) {
+    console.error(`case ${caseName} has no reference`)
+    process.exit(2)
+  }
+  const measured = await benchCase.reference.run(workload)
+  process.stdout.write(`${JSON.stringify({ ...measured, peakRssMB: process.resourceUsage().maxRSS / 1024 })}\n`)
+  process.exit(0)
+}
+
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "partd-bench-"))
 const pool = makePool()
-const calls = buildCalls(workload, pool)
 const total = totalBytes(workload)
 
 const program = Effect.gen(function* () {
   const store = yield* Store.Store
+  const calls =
+    benchCase.input === "record"
+      ? buildCalls(workload, pool)
+      : buildColumns(workload, pool, yield* Store.keySet(allKeys(workload)))
   // Start the clock on a clean heap: building the calls is not part of the measurement.
   ;(globalThis as { gc?: () => void }).gc?.()
   const t0 = performance.now()

@@ -16,6 +16,7 @@ import { fileURLToPath } from "node:url"
 import { findPython } from "@partd/test/Python"
 import { totalBytes, workloads } from "@partd/test/Workload"
 import { type Bar, cases, type Metric } from "./cases/index.ts"
+import type { ReferenceMeasurement } from "./cases/model.ts"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, "../..")
@@ -78,6 +79,26 @@ interface Row {
   readonly workload: string
   readonly ours: Measurement | string
   readonly partd: Measurement | string | undefined
+  /** The case's reference program, when it has one: measured, or why not. */
+  readonly reference?: ReferenceMeasurement | string
+}
+
+/** Best of `runs` of a reference program, each in its own child process. */
+const bestReference = (label: string, caseName: string, workloadName: string): ReferenceMeasurement | string => {
+  let result: ReferenceMeasurement | undefined
+  for (let i = 0; i < runs; i++) {
+    progress(`${label} run ${i + 1}/${runs}`)
+    const child = spawnSync(process.execPath, [path.join(here, "case.ts"), caseName, workloadName, "--reference"], {
+      cwd: root,
+      encoding: "utf8",
+      maxBuffer: 16 * 1024 * 1024
+    })
+    if (child.status !== 0)
+      return `exit ${child.status}: ${(child.stderr || child.stdout).trim().split("\n").slice(-3).join(" ")}`
+    const m = JSON.parse(child.stdout.trim().split("\n").pop() ?? "{}") as ReferenceMeasurement
+    if (result === undefined || m.opsPerSecond > result.opsPerSecond) result = m
+  }
+  return result!
 }
 
 const selected = cases.filter((c) => only === undefined || c.name.includes(only))
@@ -96,7 +117,19 @@ for (const benchCase of selected) {
       const spec = JSON.stringify({ ...workloads[workloadName]!, python: benchCase.python })
       partd = best(`${label} (partd-py)`, () => runChild(python, [path.join(here, "partd_bench.py"), spec]))
     }
-    rows.push({ name: benchCase.name, workload: workloadName, ours, partd })
+    let reference: ReferenceMeasurement | string | undefined
+    if (benchCase.reference !== undefined) {
+      reference =
+        benchCase.reference.unavailable() ??
+        bestReference(`${label} (${benchCase.reference.name})`, benchCase.name, workloadName)
+    }
+    rows.push({
+      name: benchCase.name,
+      workload: workloadName,
+      ours,
+      partd,
+      ...(reference === undefined ? {} : { reference })
+    })
   }
 }
 progress("")
@@ -133,6 +166,18 @@ for (const row of rows) {
           : "(no partd-py row)"
         : `${pad(fmt(p.appendMBps), 17)}${pad(fmt(p.getMBps), 14)}${pad(ratio(o.appendMBps, p.appendMBps), 10)}${ratio(o.getMBps, p.getMBps)}`)
   )
+  if (row.reference !== undefined) {
+    const referenceName = selected.find((c) => c.name === row.name)?.reference?.name ?? "reference"
+    if (typeof row.reference === "string") {
+      console.log(`  reference ${referenceName}: not measured: ${row.reference}`)
+    } else {
+      const oursOps = (o.appendMBps * 1e6) / w.valueBytes
+      console.log(
+        `  reference ${referenceName}: ${fmt(row.reference.appendMBps)} MB/s = ${row.reference.opsPerSecond.toFixed(0)} ops/s; ` +
+          `ours ${oursOps.toFixed(0)} ops/s = ${ratio(o.appendMBps, row.reference.appendMBps)}`
+      )
+    }
+  }
   if (o.problem) console.log(`  ! ours returned wrong data: ${o.problem}`)
   if (p?.problem) console.log(`  ! partd-py returned wrong data: ${p.problem}`)
   void mib
@@ -164,6 +209,20 @@ const evaluate = (name: string, bar: Bar): BarResult => {
         label,
         ok: r >= bar.atLeastTimesPartd,
         detail: `${r.toFixed(2)}× partd-py (bar ≥ ${bar.atLeastTimesPartd}×)`
+      })
+    }
+  }
+  if (bar.atLeastTimesReference !== undefined) {
+    if (typeof row.reference !== "object") {
+      parts.push({ label, ok: false, detail: `reference not measured${row.reference ? `: ${row.reference}` : ""}` })
+    } else if (bar.metric !== "appendMBps") {
+      parts.push({ label, ok: false, detail: "a reference measures appends only" })
+    } else {
+      const r = ours / row.reference.appendMBps
+      parts.push({
+        label,
+        ok: r >= bar.atLeastTimesReference,
+        detail: `${r.toFixed(2)}× the reference's ops/s (bar ≥ ${bar.atLeastTimesReference}×)`
       })
     }
   }

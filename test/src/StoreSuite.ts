@@ -114,7 +114,7 @@ const runModel = (ops: ReadonlyArray<Op>) =>
         }
       }
     }
-    const keys = Array.from(model.keys())
+    const keys = Array.from(model, ([key]) => key)
     const values = yield* store.get(keys)
     keys.forEach((k, i) => {
       expectBytes(values[i], model.get(k)!)
@@ -157,6 +157,40 @@ export const suite = <E>(name: string, layer: Layer.Layer<Store.Store, E>, capab
           expect(text(yield* Store.getOne("k"))).toBe("123")
           yield* Store.append(new Map([["k", bytes("4")]]))
           expect(text(yield* Store.getOne("k"))).toBe("1234")
+        })
+      )
+    )
+
+    it.live("appends in columns to a key set validated once", () =>
+      fresh(
+        Effect.gen(function* () {
+          const store = yield* Store.Store
+          const keys = yield* Store.keySet(["c1", ["c", 2], "c3"])
+          yield* store.append(Store.columns(keys, [bytes("a"), bytes("b"), bytes("c")]))
+          yield* store.append(Store.columns(keys, [bytes("A"), new Uint8Array(0), bytes("C")]))
+          expect((yield* store.get(["c1", "c/2", "c3"])).map(text)).toEqual(["aA", "b", "cC"])
+          // What a backend resolved per key set must not outlive deletes and drops.
+          yield* store.delete(["c1"])
+          yield* store.append(Store.columns(keys, [bytes("x"), bytes("y"), bytes("z")]))
+          expect((yield* store.get(["c1", "c/2", "c3"])).map(text)).toEqual(["x", "by", "cCz"])
+          yield* store.iset("c3", bytes("set"))
+          yield* store.append(Store.columns(keys, [bytes("1"), bytes("2"), bytes("3")]))
+          expect((yield* store.get(["c1", "c/2", "c3"])).map(text)).toEqual(["x1", "by2", "set3"])
+          yield* store.drop
+          yield* store.append(Store.columns(keys, [bytes("p"), bytes("q"), bytes("r")]))
+          yield* store.append({ c1: bytes("s") })
+          expect((yield* store.get(["c1", "c/2", "c3"])).map(text)).toEqual(["ps", "q", "r"])
+          // Wrong shapes are typed errors that write nothing.
+          expect(failureReason(yield* Effect.exit(store.append(Store.columns(keys, [bytes("1")]))))).toBe("BadValue")
+          expect(
+            failureReason(
+              yield* Effect.exit(
+                store.append(Store.columns(keys, [bytes("1"), "2" as unknown as Uint8Array, bytes("3")]))
+              )
+            )
+          ).toBe("BadValue")
+          expect(failureReason(yield* Effect.exit(Store.keySet(["ok", "../no"])))).toBe("BadKey")
+          expect((yield* store.get(["c1"])).map(text)).toEqual(["ps"])
         })
       )
     )

@@ -7,7 +7,7 @@
  * (so compression codecs see realistic data), and `verify` checks every byte
  * of every key in order.
  */
-import type { Store } from "@partd/core"
+import { type Key, Store } from "@partd/core"
 import { Effect } from "effect"
 
 export interface Workload {
@@ -71,6 +71,18 @@ export const buildCalls = (w: Workload, pool: Uint8Array): ReadonlyArray<Record<
   })
 }
 
+/**
+ * Every append call in columns over one key set (`Store.columns`): the
+ * fastest input for a shuffle, which appends to the same keys on every call.
+ */
+export const buildColumns = (w: Workload, pool: Uint8Array, keys: Key.KeySet): ReadonlyArray<Store.AppendInput> =>
+  Array.from({ length: w.calls }, (_, call) =>
+    Store.columns(
+      keys,
+      Array.from({ length: w.keys }, (_, k) => chunk(w, pool, call, k))
+    )
+  )
+
 export const allKeys = (w: Workload): ReadonlyArray<string> => Array.from({ length: w.keys }, (_, k) => keyName(k))
 
 /** Checks every byte of every key; returns a description of the first mismatch. */
@@ -93,7 +105,7 @@ export const verify = (w: Workload, pool: Uint8Array, values: ReadonlyArray<Uint
 }
 
 /** Runs the append phase sequentially, as one writer would. */
-export const appendAll = (store: Store.Shape, calls: ReadonlyArray<Record<string, Uint8Array>>) =>
+export const appendAll = (store: Store.Shape, calls: ReadonlyArray<Store.AppendInput>) =>
   Effect.gen(function* () {
     for (const call of calls) yield* store.append(call)
   })

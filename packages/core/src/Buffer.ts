@@ -105,6 +105,18 @@ export const make = (
     // The inner stores' backends: paths are validated once, by this store.
     const fast = Store.toBackend(options.fast)
     const slow = Store.toBackend(options.slow)
+    // Chunk-level reads where the inner store offers them (in-memory stores),
+    // so that spilling moves chunks without copying and `get` copies once.
+    const chunksOf =
+      (backend: Store.Backend) =>
+      (paths: ReadonlyArray<Key.Path>): Effect.Effect<ReadonlyArray<ReadonlyArray<Uint8Array>>, Store.StoreError> =>
+        backend.getChunks !== undefined
+          ? backend.getChunks(paths)
+          : Effect.map(backend.get(paths), (values) => values.map((value) => [value]))
+    const fastChunks = chunksOf(fast)
+    const slowChunks = chunksOf(slow)
+    // Without getChunks, the slow store's `get` returns fresh arrays we may hand out as they are.
+    const slowGivesFresh = slow.getChunks === undefined
     const bound = options.availableMemory
     if (!(bound > 0) || !Number.isFinite(bound)) {
       return yield* new Store.StoreError({
@@ -139,8 +151,27 @@ export const make = (
       }
       return h
     }
+    // `Held` records resolved once per key set (see `Key.KeySet`), valid while
+    // `heldGeneration` holds: every removal from `held` bumps it.
+    const resolved = new WeakMap<
+      ReadonlyArray<Key.Path>,
+      { readonly generation: number; readonly helds: Array<Held> }
+    >()
+    let heldGeneration = 0
+    const heldsOf = (paths: ReadonlyArray<Key.Path>): Array<Held> => {
+      if (!Object.isFrozen(paths)) return paths.map(heldOf)
+      let cached = resolved.get(paths)
+      if (cached === undefined || cached.generation !== heldGeneration) {
+        cached = { generation: heldGeneration, helds: paths.map(heldOf) }
+        resolved.set(paths, cached)
+      }
+      return cached.helds
+    }
+    const unhold = (path: Key.Path): void => {
+      if (held.delete(path)) heldGeneration++
+    }
     const forget = (path: Key.Path, h: Held): void => {
-      if (h.fast === 0 && h.strandedBytes === 0) held.delete(path)
+      if (h.fast === 0 && h.strandedBytes === 0) unhold(path)
     }
     const signalRoom = (failure?: Store.StoreError): void => {
       const signal = room
@@ -171,11 +202,12 @@ export const make = (
                 const keys = select().filter((path) => held.has(path))
                 const inFast = keys.filter((path) => held.get(path)!.fast > 0)
                 if (inFast.length > 0) {
-                  const values = yield* fast.get(inFast)
+                  const chunks = yield* fastChunks(inFast)
                   yield* fast.delete(inFast)
+                  // The fast store has let go of these chunks: they are ours now.
                   for (let i = 0; i < inFast.length; i++) {
                     const h = held.get(inFast[i]!)!
-                    h.stranded.push(values[i]!)
+                    for (const chunk of chunks[i]!) h.stranded.push(chunk)
                     h.strandedBytes += h.fast
                     h.fast = 0
                   }
@@ -188,13 +220,17 @@ export const make = (
               })
             )
             if (keys.length === 0) return
-            const values = keys.map((path) => {
-              const h = held.get(path)!
-              const joined = h.stranded.length === 1 ? h.stranded[0]! : Bytes.concat(h.stranded, h.strandedBytes)
-              h.stranded = [joined]
-              return joined
-            })
-            const result = yield* Effect.exit(slow.append(keys, values))
+            // Hand the chunks over as they are, a path repeated once per chunk:
+            // no copy here; a slow store that writes batches them per path.
+            const paths: Array<Key.Path> = []
+            const values: Array<Uint8Array> = []
+            for (const path of keys) {
+              for (const chunk of held.get(path)!.stranded) {
+                paths.push(path)
+                values.push(chunk)
+              }
+            }
+            const result = yield* Effect.exit(slow.append(paths, values))
             if (result._tag === "Success") {
               for (const path of keys) {
                 const h = held.get(path)!
@@ -253,7 +289,7 @@ export const make = (
     })
     yield* Effect.forkScoped(flusher)
 
-    const flushAll = spill(() => Array.from(held.keys()))
+    const flushAll = spill(() => Array.from(held, ([path]) => path))
 
     yield* Effect.addFinalizer(() =>
       Effect.catch(flushAll, (error) =>
@@ -274,7 +310,8 @@ export const make = (
                 return Effect.succeed(wait(room))
               }
               return Effect.map(fast.append(paths, values), () => {
-                for (let i = 0; i < paths.length; i++) heldOf(paths[i]!).fast += values[i]!.byteLength
+                const helds = heldsOf(paths)
+                for (let i = 0; i < helds.length; i++) helds[i]!.fast += values[i]!.byteLength
                 memory += size
                 if (memory > highWater) wakeFlusher()
                 return undefined
@@ -290,19 +327,18 @@ export const make = (
               if (landingOverlaps(paths)) return Effect.succeed(wait(landed))
               const inFast = paths.filter((path) => (held.get(path)?.fast ?? 0) > 0)
               return Effect.zipWith(
-                slow.get(paths),
-                inFast.length === 0 ? Effect.succeed([]) : fast.get(inFast),
+                slowChunks(paths),
+                inFast.length === 0 ? Effect.succeed([]) : fastChunks(inFast),
                 (fromSlow, fromFast) => {
                   let f = 0
+                  // One copy per key: slow's chunks, then stranded, then fast's.
                   return paths.map((path, i) => {
                     const h = held.get(path)
-                    if (h === undefined) return fromSlow[i]!
-                    const fromMemory = h.fast > 0 ? fromFast[f++]! : Bytes.empty()
-                    // `fromSlow` and `fromFast` are fresh arrays; stranded chunks are ours.
-                    if (h.strandedBytes === 0) {
-                      return fromSlow[i]!.byteLength === 0 ? fromMemory : Bytes.concat([fromSlow[i]!, fromMemory])
+                    const parts = fromSlow[i]!
+                    if (h === undefined) {
+                      return parts.length === 1 && slowGivesFresh ? parts[0]! : Bytes.concat(parts)
                     }
-                    return Bytes.concat([fromSlow[i]!, ...h.stranded, fromMemory])
+                    return Bytes.concat([...parts, ...h.stranded, ...(h.fast > 0 ? fromFast[f++]! : [])])
                   })
                 }
               )
@@ -320,7 +356,7 @@ export const make = (
                 yield* slow.iset(path, value)
                 if (h !== undefined) {
                   memory -= h.fast + h.strandedBytes
-                  held.delete(path)
+                  unhold(path)
                 }
               })
             })
@@ -338,7 +374,7 @@ export const make = (
                   const h = held.get(path)
                   if (h === undefined) continue
                   memory -= h.fast + h.strandedBytes
-                  held.delete(path)
+                  unhold(path)
                 }
                 signalRoom()
               })
@@ -353,6 +389,7 @@ export const make = (
               yield* fast.drop
               yield* slow.drop
               held.clear()
+              heldGeneration++
               memory = 0
               signalRoom()
             })

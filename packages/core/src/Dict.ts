@@ -16,7 +16,7 @@ import type * as Key from "./Key.ts"
 import * as Store from "./Store.ts"
 
 interface Slot {
-  readonly chunks: Array<Uint8Array>
+  chunks: Array<Uint8Array>
   length: number
 }
 
@@ -28,20 +28,43 @@ interface Slot {
  */
 export const make: Effect.Effect<Store.Shape, never, Scope.Scope> = Effect.gen(function* () {
   const data = new Map<Key.Path, Slot>()
+  // Slots resolved once per key set (see `Key.KeySet`: its paths array is
+  // frozen and the same on every call), valid while `generation` holds:
+  // removing keys bumps it.
+  const resolved = new WeakMap<ReadonlyArray<Key.Path>, { readonly generation: number; readonly slots: Array<Slot> }>()
+  let generation = 0
+  const slotOf = (path: Key.Path): Slot => {
+    let slot = data.get(path)
+    if (slot === undefined) {
+      slot = { chunks: [], length: 0 }
+      data.set(path, slot)
+    }
+    return slot
+  }
   yield* Effect.addFinalizer(() => Effect.sync(() => data.clear()))
   return yield* Store.make({
     append: (paths, values) =>
       Effect.sync(() => {
-        for (let i = 0; i < paths.length; i++) {
-          const path = paths[i]!
-          const chunk = values[i]!
-          const slot = data.get(path)
-          if (slot === undefined) {
-            data.set(path, { chunks: [chunk], length: chunk.byteLength })
-          } else {
+        if (Object.isFrozen(paths)) {
+          let cached = resolved.get(paths)
+          if (cached === undefined || cached.generation !== generation) {
+            cached = { generation, slots: paths.map(slotOf) }
+            resolved.set(paths, cached)
+          }
+          const slots = cached.slots
+          for (let i = 0; i < slots.length; i++) {
+            const slot = slots[i]!
+            const chunk = values[i]!
             slot.chunks.push(chunk)
             slot.length += chunk.byteLength
           }
+          return
+        }
+        for (let i = 0; i < paths.length; i++) {
+          const slot = slotOf(paths[i]!)
+          const chunk = values[i]!
+          slot.chunks.push(chunk)
+          slot.length += chunk.byteLength
         }
       }),
     get: (paths) =>
@@ -51,15 +74,29 @@ export const make: Effect.Effect<Store.Shape, never, Scope.Scope> = Effect.gen(f
           return slot === undefined ? Bytes.empty() : Bytes.concat(slot.chunks, slot.length)
         })
       ),
+    getChunks: (paths) =>
+      Effect.sync(() =>
+        paths.map((path) => {
+          const slot = data.get(path)
+          return slot === undefined ? [] : slot.chunks
+        })
+      ),
     iset: (path, value) =>
       Effect.sync(() => {
-        data.set(path, { chunks: [value], length: value.byteLength })
+        // In place, so that slots resolved for key sets stay valid.
+        const slot = slotOf(path)
+        slot.chunks = [value]
+        slot.length = value.byteLength
       }),
     delete: (paths) =>
       Effect.sync(() => {
         for (const path of paths) data.delete(path)
+        generation++
       }),
-    drop: Effect.sync(() => data.clear())
+    drop: Effect.sync(() => {
+      data.clear()
+      generation++
+    })
   })
 })
 

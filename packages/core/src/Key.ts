@@ -175,6 +175,50 @@ export const toPath = (key: unknown): Path | Invalid => {
   return new Invalid(`a key must be a string, a number or a tuple, got ${key === null ? "null" : typeof key}`)
 }
 
+const KeySetTypeId: unique symbol = Symbol.for("@partd/core/Key/KeySet")
+
+/**
+ * A list of keys validated once, for appending to the same keys call after
+ * call, as a shuffle does: `Store.columns(keySet, values)` appends
+ * `values[i]` to the i-th key without validating the keys again. Its `paths`
+ * array is frozen and the same object on every call, so backends can cache
+ * what they resolve per key (a Dict's slots, a File store's handles).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface KeySet {
+  readonly [KeySetTypeId]: true
+  /** The canonical paths, in the order the keys were given. */
+  readonly paths: ReadonlyArray<Path>
+}
+
+/**
+ * Validates a list of keys into a {@link KeySet}, or returns the first
+ * problem with the key it concerns.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const toKeySet = (keys: ReadonlyArray<Key>): KeySet | { readonly key: unknown; readonly invalid: Invalid } => {
+  const paths = new Array<Path>(keys.length)
+  for (let i = 0; i < keys.length; i++) {
+    const path = toPath(keys[i])
+    if (path instanceof Invalid) return { key: keys[i], invalid: path }
+    paths[i] = path
+  }
+  return Object.freeze({ [KeySetTypeId]: true as const, paths: Object.freeze(paths) })
+}
+
+/**
+ * Whether a value is a {@link KeySet}.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isKeySet = (u: unknown): u is KeySet =>
+  typeof u === "object" && u !== null && (u as Record<symbol, unknown>)[KeySetTypeId] === true
+
 /**
  * The segments of a canonical path, for backends that nest (File).
  *

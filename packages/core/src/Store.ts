@@ -79,7 +79,48 @@ export class StoreError extends Schema.TaggedError<StoreError>("@partd/core/Stor
  * @since 0.1.0
  * @category models
  */
-export type AppendInput = Readonly<Record<string, Uint8Array>> | Iterable<readonly [Key.Key, Uint8Array]>
+export type AppendInput = Readonly<Record<string, Uint8Array>> | Iterable<readonly [Key.Key, Uint8Array]> | Columns
+
+/**
+ * An append in columns: `values[i]` goes to the i-th key of a {@link Key.KeySet}
+ * validated once with {@link keySet}. The fastest way to append to the same
+ * keys call after call.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Columns {
+  readonly keys: Key.KeySet
+  readonly values: ReadonlyArray<Uint8Array>
+}
+
+/**
+ * Builds an append in columns.
+ *
+ * @example
+ * ```ts
+ * const keys = yield* Store.keySet(["a", "b", "c"])
+ * for (const batch of batches) yield* store.append(Store.columns(keys, batch))
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const columns = (keys: Key.KeySet, values: ReadonlyArray<Uint8Array>): Columns => ({ keys, values })
+
+/**
+ * Validates a list of keys once, for {@link columns}.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const keySet = (keys: ReadonlyArray<Key.Key>): Effect.Effect<Key.KeySet, StoreError> =>
+  Effect.suspend(() => {
+    const result = Key.toKeySet(keys)
+    return Key.isKeySet(result)
+      ? Effect.succeed(result)
+      : Effect.fail(badKey("keySet", result.key, result.invalid.problem))
+  })
 
 /**
  * The store's interface.
@@ -129,6 +170,15 @@ export interface Backend {
   readonly iset: (path: Key.Path, value: Uint8Array) => Effect.Effect<void, StoreError>
   readonly delete: (paths: ReadonlyArray<Key.Path>) => Effect.Effect<void, StoreError>
   readonly drop: Effect.Effect<void, StoreError>
+  /**
+   * Optional, for in-memory backends: the chunks each path holds, unjoined, so
+   * that a wrapping store (Buffer) can move or join them with one copy instead
+   * of two. The arrays still belong to the backend: read them, never modify
+   * them, and use them before the next write to the backend.
+   */
+  readonly getChunks?: (
+    paths: ReadonlyArray<Key.Path>
+  ) => Effect.Effect<ReadonlyArray<ReadonlyArray<Uint8Array>>, StoreError>
 }
 
 const badKey = (method: string, key: unknown, problem: string) =>
@@ -152,8 +202,8 @@ const closedError = (method: string) =>
  * @category models
  */
 export interface Batch {
-  readonly paths: Array<Key.Path>
-  readonly values: Array<Uint8Array>
+  readonly paths: ReadonlyArray<Key.Path>
+  readonly values: ReadonlyArray<Uint8Array>
 }
 
 /**
@@ -168,6 +218,21 @@ export const toBatch = (data: AppendInput): Batch | StoreError => {
   const values: Array<Uint8Array> = []
   if (data === null || typeof data !== "object") {
     return new StoreError({ reason: "BadValue", method: "append", description: "append takes a record or an iterable" })
+  }
+  if (Key.isKeySet((data as Columns).keys)) {
+    const { keys, values: given } = data as Columns
+    if (!Array.isArray(given) || given.length !== keys.paths.length) {
+      return new StoreError({
+        reason: "BadValue",
+        method: "append",
+        description: `columns: expected ${keys.paths.length} values, one per key`
+      })
+    }
+    for (let i = 0; i < given.length; i++) {
+      if (!(given[i] instanceof Uint8Array)) return badValue("append", keys.paths[i], given[i])
+    }
+    // The key set's own frozen array: backends may cache per key set.
+    return { paths: keys.paths, values: given }
   }
   if (Symbol.iterator in data) {
     for (const pair of data as Iterable<readonly [Key.Key, Uint8Array]>) {

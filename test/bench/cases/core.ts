@@ -18,6 +18,13 @@ export const coreCases: ReadonlyArray<BenchCase> = [
     ]
   },
   {
+    name: "Dict [record input]",
+    layer: () => Dict.layer,
+    python: "partd.Dict()",
+    input: "record",
+    workloads: ["W1", "W2"]
+  },
+  {
     name: "Buffer(Dict, Dict, 64 MiB)",
     layer: () => Buffer.layer({ fast: Dict.layer, slow: Dict.layer, availableMemory: MB64 }),
     python: `partd.Buffer(partd.Dict(), partd.Dict(), available_memory=${MB64})`,
@@ -26,5 +33,12 @@ export const coreCases: ReadonlyArray<BenchCase> = [
       { workload: "W1", metric: "appendMBps", atLeastTimesPartd: 2 },
       { workload: "W2", metric: "appendMBps", atLeastTimesPartd: 2 }
     ]
+  },
+  {
+    name: "Buffer(Dict, Dict, 64 MiB) [record input]",
+    layer: () => Buffer.layer({ fast: Dict.layer, slow: Dict.layer, availableMemory: MB64 }),
+    python: `partd.Buffer(partd.Dict(), partd.Dict(), available_memory=${MB64})`,
+    input: "record",
+    workloads: ["W1", "W2"]
   }
 ]

@@ -3,8 +3,9 @@
  */
 import { coreCases } from "./core.ts"
 import type { BenchCase } from "./model.ts"
+import { redisCases } from "./redis.ts"
 import { serverCases } from "./server.ts"
 
 export type { Bar, BenchCase, Metric } from "./model.ts"
 
-export const cases: ReadonlyArray<BenchCase> = [...coreCases, ...serverCases]
+export const cases: ReadonlyArray<BenchCase> = [...coreCases, ...redisCases, ...serverCases]

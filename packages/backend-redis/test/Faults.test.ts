@@ -1,0 +1,183 @@
+/**
+ * Faults and authentication against real servers: a server that is not there
+ * (or never answers) fails the Layer with `Unavailable` within `readyTimeout`;
+ * a server restarted under a call fails that call with a typed error and the
+ * store carries on after ioredis reconnects; passwords and ACL users pass
+ * through to ioredis.
+ */
+import * as net from "node:net"
+import { describe, expect, it } from "@effect/vitest"
+import { Redis } from "@partd/backend-redis"
+import { Store } from "@partd/core"
+import * as RedisServer from "@partd/test/RedisServer"
+import { Context, Effect, Exit, Fiber, Layer } from "effect"
+import { Redis as IORedis } from "ioredis"
+
+const bytes = (s: string) => new TextEncoder().encode(s)
+const text = (u: Uint8Array) => new TextDecoder().decode(u)
+
+const errorOf = (exit: Exit.Exit<unknown, unknown>): Store.StoreError | undefined => {
+  if (Exit.isSuccess(exit)) return undefined
+  const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
+  return reason?._tag === "Fail" ? (reason.error as Store.StoreError) : undefined
+}
+
+/** Builds a store Layer in the current scope and returns the store. */
+const build = (layer: Layer.Layer<Store.Store, Store.StoreError>) =>
+  Effect.map(Layer.build(layer), (context) => Context.get(context, Store.Store))
+
+describe("Redis faults", () => {
+  it.live("an unreachable server fails the Layer with Unavailable within readyTimeout", () =>
+    Effect.gen(function* () {
+      const port = yield* Effect.promise(RedisServer.freePort)
+      const started = Date.now()
+      const exit = yield* Effect.exit(build(Redis.layer({ port, readyTimeout: "300 millis" })))
+      const elapsed = Date.now() - started
+      const error = errorOf(exit)
+      expect(error).toBeInstanceOf(Store.StoreError)
+      expect(error?.reason).toBe("Unavailable")
+      expect(error?.description).toContain("ECONNREFUSED")
+      expect(elapsed).toBeLessThan(3000)
+    })
+  )
+
+  it.live("an unreachable cluster fails the Layer with Unavailable within readyTimeout", () =>
+    Effect.gen(function* () {
+      const port = yield* Effect.promise(RedisServer.freePort)
+      const started = Date.now()
+      const exit = yield* Effect.exit(
+        build(Redis.layerCluster({ nodes: [{ host: "127.0.0.1", port }], readyTimeout: "300 millis" }))
+      )
+      expect(errorOf(exit)?.reason).toBe("Unavailable")
+      expect(Date.now() - started).toBeLessThan(3000)
+    })
+  )
+
+  it.live("a server that accepts but never answers fails the Layer within readyTimeout (no hang)", () =>
+    Effect.gen(function* () {
+      const sockets = new Set<net.Socket>()
+      const silent = net.createServer((socket) => {
+        sockets.add(socket)
+        socket.on("error", () => {})
+      })
+      yield* Effect.acquireRelease(
+        Effect.promise(() => new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve))),
+        () =>
+          Effect.promise(() => {
+            for (const s of sockets) s.destroy()
+            return new Promise<void>((resolve) => silent.close(() => resolve()))
+          })
+      )
+      const port = (silent.address() as net.AddressInfo).port
+      const started = Date.now()
+      const exit = yield* Effect.exit(build(Redis.layer({ port, readyTimeout: "500 millis" })))
+      const elapsed = Date.now() - started
+      expect(errorOf(exit)?.reason).toBe("Unavailable")
+      expect(errorOf(exit)?.description).toContain("not ready within")
+      expect(elapsed).toBeGreaterThanOrEqual(450)
+      expect(elapsed).toBeLessThan(3000)
+    })
+  )
+
+  it.live(
+    "a server restarted mid-run: calls in flight fail with Io, later calls succeed after the reconnect",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* RedisServer.start()
+        const store = yield* build(Redis.layer({ port: server.port, prefix: "restart", retryStrategy: () => 50 }))
+        yield* store.append({ before: bytes("lost with the restart") })
+        const admin = new IORedis({ port: server.port, lazyConnect: true, retryStrategy: () => null })
+        admin.on("error", () => {})
+        yield* Effect.promise(() => admin.connect())
+        // Hold every command on the server, so that the store's calls are in flight when it dies.
+        yield* Effect.promise(() => admin.call("CLIENT", "PAUSE", "10000", "ALL"))
+        const append = yield* Effect.forkChild(Effect.exit(store.append({ k: bytes("in flight") })))
+        const get = yield* Effect.forkChild(Effect.exit(store.get(["before"])))
+        yield* Effect.sleep("100 millis")
+        yield* server.restart
+        admin.disconnect()
+        const appended = yield* Fiber.join(append)
+        const got = yield* Fiber.join(get)
+        expect(errorOf(appended)?.reason).toBe("Io")
+        expect(errorOf(appended)?.description).toContain("in flight")
+        expect(errorOf(got)?.reason).toBe("Io")
+        // The store reconnects by itself; a later call waits for it and succeeds.
+        yield* store.append({ k: bytes("after") })
+        yield* store.append({ k: bytes(" restart") })
+        const [k, before] = yield* store.get(["k", "before"])
+        expect(text(k!)).toBe("after restart")
+        expect(before!.byteLength).toBe(0)
+      }),
+    30_000
+  )
+
+  it.live("a server that goes away for good fails calls with Unavailable, not a hang", () =>
+    Effect.gen(function* () {
+      const server = yield* RedisServer.start()
+      const store = yield* build(
+        Redis.layer({ port: server.port, prefix: "gone", retryStrategy: () => 20, maxRetriesPerRequest: 2 })
+      )
+      yield* store.append({ a: bytes("1") })
+      yield* server.kill
+      // the first call may be caught in flight (Io); once ioredis knows, calls fail as Unavailable
+      yield* Effect.exit(store.append({ a: bytes("2") }))
+      const exit = yield* Effect.exit(store.get(["a"]))
+      expect(errorOf(exit)?.reason).toBe("Unavailable")
+    })
+  )
+})
+
+describe("Redis authentication", () => {
+  it.live("password (requirepass) and ACL users pass through; a wrong password fails with Unavailable", () =>
+    Effect.gen(function* () {
+      const server = yield* RedisServer.start({ args: ["--requirepass", "s3cret"], auth: "s3cret" })
+      const withPassword = yield* build(Redis.layer({ port: server.port, password: "s3cret", prefix: "auth" }))
+      yield* withPassword.append({ a: bytes("password ok") })
+      expect(text((yield* withPassword.get(["a"]))[0]!)).toBe("password ok")
+
+      const admin = new IORedis({ port: server.port, password: "s3cret" })
+      // the least an ACL user needs (INFO is ioredis's ready check), on the store's keys only
+      yield* Effect.promise(() =>
+        admin.call(
+          "ACL",
+          "SETUSER",
+          "partd",
+          "on",
+          ">userpw",
+          "~auth/*",
+          "+append",
+          "+get",
+          "+mget",
+          "+set",
+          "+unlink",
+          "+scan",
+          "+eval",
+          "+info"
+        )
+      )
+      yield* Effect.promise(() => admin.quit())
+      const asUser = yield* build(
+        Redis.layer({ port: server.port, username: "partd", password: "userpw", prefix: "auth" })
+      )
+      yield* asUser.append({ a: bytes(" / acl user ok") })
+      expect(text((yield* asUser.get(["a"]))[0]!)).toBe("password ok / acl user ok")
+      yield* asUser.delete(["a"])
+      yield* asUser.iset("b", bytes("set"))
+      yield* asUser.drop
+      expect((yield* withPassword.get(["a", "b"])).map((v) => v.byteLength)).toEqual([0, 0])
+      // the ACL confines the user to ~auth/*: another prefix is refused by the server
+      const elsewhere = yield* build(
+        Redis.layer({ port: server.port, username: "partd", password: "userpw", prefix: "other" })
+      )
+      const denied = errorOf(yield* Effect.exit(elsewhere.append({ x: bytes("no") })))
+      expect(denied?.reason).toBe("Io")
+      expect(denied?.description).toContain("NOPERM")
+
+      const wrong = yield* Effect.exit(
+        build(Redis.layer({ port: server.port, password: "wrong", readyTimeout: "500 millis" }))
+      )
+      expect(errorOf(wrong)?.reason).toBe("Unavailable")
+      expect(errorOf(wrong)?.description).toMatch(/WRONGPASS|invalid/i)
+    })
+  )
+})
