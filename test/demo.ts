@@ -1,10 +1,12 @@
 /**
- * `npm start`: a small shuffle on the embedded default store.
+ * `npm start`: a small shuffle on Buffer(Dict, File): 1 MiB in memory, the
+ * rest spilled to files in a temporary directory that is removed at the end.
  *
  * Eight writer fibers each own a slice of the input records and append every
  * record to its partition's key; afterwards each partition is read back whole
  * and checked against the records that belong to it.
  */
+import { File } from "@partd/backend-file"
 import { Buffer, Dict, Store } from "@partd/core"
 import { Console, Effect } from "effect"
 
@@ -66,7 +68,7 @@ const program = Effect.gen(function* () {
   yield* Console.log(
     `partd-ts demo: ${WRITERS} writers shuffled ${WRITERS * RECORDS_PER_WRITER} records into ${PARTITIONS} partitions`
   )
-  yield* Console.log(`  store:   Buffer(Dict, Dict), 1 MiB in memory, the rest spilled`)
+  yield* Console.log(`  store:   Buffer(Dict, File), 1 MiB in memory, the rest spilled to a temp dir`)
   yield* Console.log(`  append:  ${(total / 1e6).toFixed(1)} MB in ${(appended - started).toFixed(0)} ms`)
   yield* Console.log(`  get:     ${PARTITIONS} partitions in ${(read - appended).toFixed(0)} ms`)
   yield* Console.log(
@@ -75,7 +77,7 @@ const program = Effect.gen(function* () {
   if (missing !== 0) return yield* Effect.fail(new Error("the shuffle lost or duplicated records"))
 })
 
-const StoreLive = Buffer.layer({ fast: Dict.layer, slow: Dict.layer, availableMemory: 1024 * 1024 })
+const StoreLive = Buffer.layer({ fast: Dict.layer, slow: File.layer(), availableMemory: 1024 * 1024 })
 
 Effect.runPromise(program.pipe(Effect.provide(StoreLive))).catch((error) => {
   console.error(error)

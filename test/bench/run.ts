@@ -55,10 +55,10 @@ const runChild = (command: string, args: ReadonlyArray<string>): Measurement | s
 }
 
 /** Best of `runs`: highest throughput, lowest peak RSS seen. */
-const best = (label: string, run: () => Measurement | string): Measurement | string => {
+const best = (label: string, run: () => Measurement | string, times = runs): Measurement | string => {
   let result: Measurement | undefined
-  for (let i = 0; i < runs; i++) {
-    progress(`${label} run ${i + 1}/${runs}`)
+  for (let i = 0; i < times; i++) {
+    progress(`${label} run ${i + 1}/${times}`)
     const m = run()
     if (typeof m === "string") return m
     result =
@@ -109,8 +109,10 @@ for (const benchCase of selected) {
   for (const workloadName of benchCase.workloads) {
     index++
     const label = `[${index}/${total}] ${benchCase.name} ${workloadName}`
-    const ours = best(`${label} (ts)`, () =>
-      runChild(process.execPath, ["--expose-gc", path.join(here, "case.ts"), benchCase.name, workloadName])
+    const ours = best(
+      `${label} (ts)`,
+      () => runChild(process.execPath, ["--expose-gc", path.join(here, "case.ts"), benchCase.name, workloadName]),
+      Math.min(runs, benchCase.maxRuns ?? runs)
     )
     let partd: Measurement | string | undefined
     if (python !== undefined && benchCase.python !== undefined) {

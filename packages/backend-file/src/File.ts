@@ -17,7 +17,9 @@
  * more than once), and a `get` of a key it has written reads through the
  * cached handle. All I/O is synchronous, in plain loops, one Effect per call:
  * for many small writes to the page cache a synchronous syscall costs far less
- * than a trip through the libuv thread pool.
+ * than a trip through the libuv thread pool. The price is that a call holds
+ * the event loop while it runs (a 64 MiB `get` for some tens of
+ * milliseconds), as Python partd holds its thread.
  *
  * Consistency. Every call runs under the directory's lock (see `Lock`), in
  * one synchronous stretch: the fibers of a process are serialized by the
@@ -58,9 +60,16 @@ export interface Options {
   readonly dir?: string | undefined
   /** With `path`: remove the directory when the scope closes. */
   readonly dropOnClose?: boolean | undefined
-  /** fsync(2) each file an `append` or `iset` wrote before the call returns (partd's `fsync=True`). */
+  /**
+   * fsync(2) each file an `append` or `iset` wrote before the call returns
+   * (partd's `fsync=True`). The directory entries of new files are not
+   * fsynced, as in partd.
+   */
   readonly fsync?: boolean | undefined
-  /** The most append handles to keep open (default 2048). */
+  /**
+   * The most append handles to keep open (default 2048); past it the oldest
+   * quarter is closed. Keep it under the process's open-file limit.
+   */
   readonly maxOpenFiles?: number | undefined
 }
 
@@ -70,6 +79,14 @@ const APPEND_FLAGS = O_RDWR | O_APPEND | O_CREAT
 const READ_FLAGS = O_RDONLY
 
 const DEFAULT_MAX_OPEN_FILES = 2048
+
+/** A key's cached append handle, and the chunks the running append has for it. */
+interface Handle {
+  readonly path: Key.Path
+  readonly fd: number
+  stamp: number
+  readonly chunks: Array<Uint8Array>
+}
 
 /** A system error's code, or undefined for anything else. */
 const codeOf = (error: unknown): string | undefined =>
@@ -153,19 +170,23 @@ export const make = (options: Options = {}): Effect.Effect<Store.Shape, Store.St
     const maxRelative = FileName.PATH_MAX - 1 - Buffer.byteLength(rootPrefix) - FileName.LEAF.length - 1
 
     // Append handles by key path, oldest first (Map keeps insertion order).
-    const handles = new Map<Key.Path, number>()
+    const handles = new Map<Key.Path, Handle>()
+    // Which handles the running append has chunks for: `stamp` tells them apart
+    // without a Map per call.
+    let stamp = 0
+    const touched: Array<Handle> = []
     // Relative file paths by key path, for keys seen recently.
     const names = new Map<Key.Path, string>()
 
     const closeAll = (): void => {
-      for (const fd of handles.values()) fs.closeSync(fd)
+      for (const handle of handles.values()) fs.closeSync(handle.fd)
       handles.clear()
     }
     const forget = (path: Key.Path): void => {
-      const fd = handles.get(path)
-      if (fd !== undefined) {
+      const handle = handles.get(path)
+      if (handle !== undefined) {
         handles.delete(path)
-        fs.closeSync(fd)
+        fs.closeSync(handle.fd)
       }
     }
     yield* Effect.addFinalizer(() => Effect.sync(closeAll))
@@ -251,22 +272,24 @@ export const make = (options: Options = {}): Effect.Effect<Store.Shape, Store.St
       }
     }
 
-    /** The cached append handle of a key, opening it when needed. */
-    const handleOf = (path: Key.Path, relative: string): number => {
+    /** Closes the oldest quarter of the handles at once, so eviction is not paid per key. */
+    const evict = (): void => {
+      let n = Math.max(1, maxOpenFiles >> 2)
+      for (const [path, handle] of handles) {
+        handles.delete(path)
+        fs.closeSync(handle.fd)
+        if (--n === 0) break
+      }
+    }
+
+    /** The cached append handle of a key, opening it when needed. Call with no chunks pending. */
+    const handleOf = (path: Key.Path, relative: string): Handle => {
       const cached = handles.get(path)
       if (cached !== undefined) return cached
-      if (handles.size >= maxOpenFiles) {
-        // Close the oldest quarter at once, so eviction is not paid per key.
-        let n = Math.max(1, maxOpenFiles >> 2)
-        for (const [oldPath, fd] of handles) {
-          handles.delete(oldPath)
-          fs.closeSync(fd)
-          if (--n === 0) break
-        }
-      }
-      const fd = openForAppend(relative)
-      handles.set(path, fd)
-      return fd
+      if (handles.size >= maxOpenFiles) evict()
+      const handle: Handle = { path, fd: openForAppend(relative), stamp: 0, chunks: [] }
+      handles.set(path, handle)
+      return handle
     }
 
     const writeAll = (fd: number, chunk: Uint8Array): void => {
@@ -292,6 +315,20 @@ export const make = (options: Options = {}): Effect.Effect<Store.Shape, Store.St
       }
     }
 
+    /** Writes the chunks collected for the touched handles, one write (or writev) per key. */
+    const writeTouched = (at: { key: string | undefined }): void => {
+      for (const handle of touched) {
+        at.key = handle.path
+        const chunks = handle.chunks
+        if (chunks.length === 1) writeAll(handle.fd, chunks[0]!)
+        else writeChunks(handle.fd, chunks)
+        if (fsync) fs.fsyncSync(handle.fd)
+        chunks.length = 0
+      }
+      touched.length = 0
+      stamp++
+    }
+
     /** Whether some proper prefix of `relative` is a key's file (so `relative` cannot exist). */
     const underKeyFile = (relative: string): boolean => {
       let at = relative.indexOf("/")
@@ -308,8 +345,8 @@ export const make = (options: Options = {}): Effect.Effect<Store.Shape, Store.St
       return false
     }
 
-    const readAll = (fd: number): Uint8Array => {
-      const size = fs.fstatSync(fd).size
+    /** Reads `size` bytes of an open file into a fresh array. */
+    const readAll = (fd: number, size: number): Uint8Array => {
       if (size === 0) return new Uint8Array(0)
       const buffer = Buffer.allocUnsafeSlow(size)
       let offset = 0
@@ -321,30 +358,50 @@ export const make = (options: Options = {}): Effect.Effect<Store.Shape, Store.St
       return new Uint8Array(buffer.buffer, buffer.byteOffset, offset)
     }
 
+    /** Opens `full` for reading; `undefined` when it does not exist. */
+    const openToRead = (full: string): number | undefined => {
+      try {
+        return fs.openSync(full, READ_FLAGS)
+      } catch (error) {
+        if (codeOf(error) === "ENOENT") return undefined
+        throw error
+      }
+    }
+
     /** Reads a key's file; a file that does not exist reads as empty bytes. */
     const readKey = (path: Key.Path, relative: string): Uint8Array => {
       const cached = handles.get(path)
-      if (cached !== undefined) return readAll(cached)
+      if (cached !== undefined) return readAll(cached.fd, fs.fstatSync(cached.fd).size)
       const full = rootPrefix + relative
-      let fd: number
+      let fd: number | undefined
       try {
-        fd = fs.openSync(full, READ_FLAGS)
+        fd = openToRead(full)
       } catch (error) {
-        const code = codeOf(error)
-        if (code === "ENOENT") return new Uint8Array(0)
-        if (code === "ENOTDIR" && underKeyFile(relative)) return new Uint8Array(0)
-        if (code !== "EISDIR") throw error
-        try {
-          fd = fs.openSync(`${full}/${FileName.LEAF}`, READ_FLAGS)
-        } catch (error) {
-          if (codeOf(error) === "ENOENT") return new Uint8Array(0)
-          throw error
-        }
+        if (codeOf(error) === "ENOTDIR" && underKeyFile(relative)) return new Uint8Array(0)
+        throw error
       }
+      if (fd === undefined) return new Uint8Array(0)
       try {
-        return readAll(fd)
+        let stats = fs.fstatSync(fd)
+        if (stats.isDirectory()) {
+          // Longer keys live under this one: its own bytes, if any, are in LEAF.
+          fs.closeSync(fd)
+          fd = openToRead(`${full}/${FileName.LEAF}`)
+          if (fd === undefined) return new Uint8Array(0)
+          stats = fs.fstatSync(fd)
+          if (stats.isDirectory()) {
+            throw Object.assign(
+              new Error(`EISDIR: illegal operation on a directory, read '${full}/${FileName.LEAF}'`),
+              {
+                code: "EISDIR",
+                path: `${full}/${FileName.LEAF}`
+              }
+            )
+          }
+        }
+        return readAll(fd, stats.size)
       } finally {
-        fs.closeSync(fd)
+        if (fd !== undefined) fs.closeSync(fd)
       }
     }
 
@@ -372,8 +429,8 @@ export const make = (options: Options = {}): Effect.Effect<Store.Shape, Store.St
     /**
      * Runs a call's synchronous `body` holding the directory's lock, in one
      * stretch of JavaScript: no other fiber of this process runs meanwhile,
-     * and no other process holds the lock. `key` names the key being worked
-     * on, for the error of a failing system call.
+     * and no other process holds the lock. The body sets `at.key` to the key
+     * it works on, so that a failing system call's error names it.
      */
     const locked = <A>(
       method: string,
@@ -411,36 +468,32 @@ export const make = (options: Options = {}): Effect.Effect<Store.Shape, Store.St
     const backend: Store.Backend = {
       append: (paths, values) =>
         locked("append", (at) => {
-          // Group the call's chunks by key, in call order, so each key is one write.
-          const order: Array<Key.Path> = []
-          const groups = new Map<Key.Path, Uint8Array | Array<Uint8Array>>()
+          // Name every new key before writing anything, so a bad key writes nothing.
           for (let i = 0; i < paths.length; i++) {
-            const path = paths[i]!
-            const value = values[i]!
-            const group = groups.get(path)
-            if (group === undefined) {
-              groups.set(path, value)
-              order.push(path)
-            } else if (Array.isArray(group)) {
-              group.push(value)
-            } else {
-              groups.set(path, [group, value])
+            if (!handles.has(paths[i]!)) nameOf("append", paths[i]!)
+          }
+          // Collect each key's chunks in call order, then write each key once.
+          stamp++
+          try {
+            for (let i = 0; i < paths.length; i++) {
+              const path = paths[i]!
+              let handle = handles.get(path)
+              if (handle === undefined) {
+                at.key = path
+                // Eviction closes handles: write what is pending first.
+                if (handles.size >= maxOpenFiles) writeTouched(at)
+                handle = handleOf(path, nameOf("append", path))
+              }
+              if (handle.stamp !== stamp) {
+                handle.stamp = stamp
+                touched.push(handle)
+              }
+              handle.chunks.push(values[i]!)
             }
-          }
-          // Name every key before writing anything, so a bad key writes nothing.
-          const relatives = new Array<string>(order.length)
-          for (let j = 0; j < order.length; j++) {
-            const path = order[j]!
-            if (!handles.has(path)) relatives[j] = nameOf("append", path)
-          }
-          for (let j = 0; j < order.length; j++) {
-            const path = order[j]!
-            at.key = path
-            const fd = handles.get(path) ?? handleOf(path, relatives[j]!)
-            const group = groups.get(path)!
-            if (Array.isArray(group)) writeChunks(fd, group)
-            else if (group.byteLength > 0) writeAll(fd, group)
-            if (fsync) fs.fsyncSync(fd)
+            writeTouched(at)
+          } finally {
+            for (const handle of touched) handle.chunks.length = 0
+            touched.length = 0
           }
         }),
       get: (paths) =>
@@ -455,7 +508,7 @@ export const make = (options: Options = {}): Effect.Effect<Store.Shape, Store.St
         locked("iset", (at) => {
           const relative = nameOf("iset", path)
           at.key = path
-          const fd = handleOf(path, relative)
+          const { fd } = handleOf(path, relative)
           fs.ftruncateSync(fd, 0)
           writeAll(fd, value)
           if (fsync) fs.fsyncSync(fd)

@@ -185,12 +185,14 @@ export const unescapeSegment = (name: string): string | undefined => {
   for (let i = 0; i < name.length; i++) {
     const c = name.charCodeAt(i)
     if (c === 37 /* % */) {
-      const hi = HEX.indexOf(name[i + 1] ?? "")
-      const lo = HEX.indexOf(name[i + 2] ?? "")
+      if (i + 2 >= name.length) return undefined
+      const hi = HEX.indexOf(name[i + 1]!)
+      const lo = HEX.indexOf(name[i + 2]!)
       if (hi < 0 || lo < 0) return undefined
       const byte = hi * 16 + lo
-      // A plain character is never escaped, except the `.` of `.lock`.
+      // A plain character is never escaped, except the `.` of `.lock`; no key holds NUL or `/`.
       if (byte < 128 && PLAIN[byte] && !(byte === 46 && i === 0 && name === "%2Elock")) return undefined
+      if (byte === 0 || byte === 47) return undefined
       bytes.push(byte)
       i += 2
     } else if (c < 128 && PLAIN[c]) {

@@ -73,6 +73,7 @@ export const open = (lockPath: string): Lock => {
   const seen = Buffer.alloc(GENERATION_BYTES)
   const current = Buffer.alloc(GENERATION_BYTES)
   let seenLength = -1
+  let replaced = false
 
   const readGeneration = (): number => fs.readSync(fd, current, 0, GENERATION_BYTES, 0)
 
@@ -89,6 +90,8 @@ export const open = (lockPath: string): Lock => {
     fs.closeSync(fd)
     fd = next
     identity = fs.fstatSync(fd)
+    // Every key file we had open is gone with the old directory.
+    replaced = true
     return true
   }
 
@@ -111,6 +114,12 @@ export const open = (lockPath: string): Lock => {
     },
     stale: () => {
       const length = readGeneration()
+      if (replaced) {
+        replaced = false
+        current.copy(seen)
+        seenLength = length
+        return true
+      }
       if (length === seenLength && current.equals(seen)) return false
       const first = seenLength === -1
       current.copy(seen)

@@ -1,9 +1,11 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as nodePath from "node:path"
-import { File } from "@partd/backend-file"
-import { Buffer, Dict } from "@partd/core"
+import { describe, expect, it } from "@effect/vitest"
+import { File, FileName } from "@partd/backend-file"
+import { Buffer, Dict, Store } from "@partd/core"
 import { suite } from "@partd/test/StoreSuite"
+import { Cause, Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
 
 const explicitDir = fs.mkdtempSync(nodePath.join(os.tmpdir(), "partd-file-suite-"))
 
@@ -16,3 +18,335 @@ suite(
   Buffer.layer({ fast: Dict.layer, slow: File.layer(), availableMemory: 1024 }),
   { propertyRuns: 10 }
 )
+
+const bytes = (s: string): Uint8Array => new TextEncoder().encode(s)
+const text = (u: Uint8Array): string => new TextDecoder().decode(u)
+
+/** A fresh directory for one test, removed when the test's scope closes. */
+const tempBase = Effect.acquireRelease(
+  Effect.sync(() => fs.mkdtempSync(nodePath.join(os.tmpdir(), "partd-file-test-"))),
+  (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+)
+
+/** Builds a File store in its own scope; returns it with the scope, to close it by hand. */
+const open = (options: File.Options) =>
+  Effect.gen(function* () {
+    const scope = yield* Scope.make()
+    const context = yield* Layer.buildWithScope(File.layer(options), scope)
+    return { store: Context.get(context, Store.Store), scope }
+  })
+
+/** The StoreError a failed exit carries. */
+const storeError = <A>(exit: Exit.Exit<A, Store.StoreError>): Store.StoreError => {
+  if (Exit.isSuccess(exit)) throw new Error("expected a failure, got a success")
+  const error = Cause.findErrorOption(exit.cause)
+  if (error._tag === "None") throw new Error(`expected a StoreError, got ${Cause.pretty(exit.cause)}`)
+  return error.value
+}
+
+/** Every file under `dir`, relative, sorted (directories end in "/"). */
+const listing = (dir: string): Array<string> =>
+  (fs.readdirSync(dir, { recursive: true, withFileTypes: true }) as Array<fs.Dirent>)
+    .map((d) => {
+      const relative = nodePath.relative(dir, nodePath.join(d.parentPath, d.name))
+      return d.isDirectory() ? `${relative}/` : relative
+    })
+    .sort()
+
+/** How many of this process's file descriptors point into `dir`. */
+const openFilesUnder = (dir: string): number =>
+  fs.readdirSync("/proc/self/fd").filter((fd) => {
+    try {
+      return fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith(`${dir}/`)
+    } catch {
+      return false
+    }
+  }).length
+
+describe("File layout", () => {
+  it.effect("one file per key holding exactly the appended bytes; tuple keys nest", () =>
+    Effect.gen(function* () {
+      const dir = nodePath.join(yield* tempBase, "store")
+      const { store, scope } = yield* open({ path: dir })
+      yield* store.append([
+        ["x", bytes("Hello, ")],
+        [["a", "b"], bytes("ab")],
+        ["key-1_2.(3) y", bytes("plain")],
+        ["a:b/é", bytes("escaped")]
+      ])
+      yield* store.append({ x: bytes("world!") })
+      yield* store.iset("s", bytes("set"))
+      expect(listing(dir)).toEqual([".lock", "a/", "a/b", "a%3Ab/", "a%3Ab/%C3%A9", "key-1_2.(3) y", "s", "x"].sort())
+      expect(fs.readFileSync(nodePath.join(dir, "x"), "utf8")).toBe("Hello, world!")
+      expect(fs.readFileSync(nodePath.join(dir, "a", "b"), "utf8")).toBe("ab")
+      expect(fs.readFileSync(nodePath.join(dir, "a%3Ab", "%C3%A9"), "utf8")).toBe("escaped")
+      yield* store.delete(["x", ["a", "b"]])
+      expect(fs.existsSync(nodePath.join(dir, "x"))).toBe(false)
+      expect(fs.existsSync(nodePath.join(dir, "a", "b"))).toBe(false)
+      yield* store.drop
+      expect(listing(dir)).toEqual([".lock"])
+      yield* Scope.close(scope, Exit.void)
+      // An explicit path is kept when the scope closes.
+      expect(fs.existsSync(dir)).toBe(true)
+    })
+  )
+
+  it.effect("a key and a longer key under it both hold bytes (the shorter one moves to %self)", () =>
+    Effect.gen(function* () {
+      const dir = nodePath.join(yield* tempBase, "store")
+      const { store } = yield* open({ path: dir })
+      yield* store.append({ a: bytes("A") })
+      yield* store.append({ "a/b": bytes("B") })
+      yield* store.append({ a: bytes("A2"), "a/b/c": bytes("C") })
+      expect(fs.readFileSync(nodePath.join(dir, "a", FileName.LEAF), "utf8")).toBe("AA2")
+      const [a, ab, abc] = yield* store.get(["a", "a/b", "a/b/c"])
+      expect([text(a!), text(ab!), text(abc!)]).toEqual(["AA2", "B", "C"])
+      yield* store.iset("a/b/c/d", bytes("D"))
+      yield* store.delete(["a/b"])
+      expect((yield* store.get(["a", "a/b", "a/b/c", "a/b/c/d", "a/b/c/d/e"])).map(text)).toEqual([
+        "AA2",
+        "",
+        "C",
+        "D",
+        ""
+      ])
+    })
+  )
+
+  it.effect("maxOpenFiles bounds the open handles", () =>
+    Effect.gen(function* () {
+      const dir = nodePath.join(yield* tempBase, "store")
+      const { store } = yield* open({ path: dir, maxOpenFiles: 4 })
+      const keys = Array.from({ length: 20 }, (_, i) => `k${i}`)
+      for (let round = 0; round < 3; round++) {
+        yield* store.append(keys.map((k) => [k, bytes(`${round}`)] as const))
+        expect(openFilesUnder(dir)).toBeLessThanOrEqual(4 + 1) // + the lock file
+      }
+      expect((yield* store.get(keys)).map(text)).toEqual(keys.map(() => "012"))
+    })
+  )
+
+  it.effect("fsync: true writes the same bytes", () =>
+    Effect.gen(function* () {
+      const { store } = yield* open({ dir: yield* tempBase, fsync: true })
+      yield* store.append([
+        ["f", bytes("1")],
+        ["f", bytes("2")],
+        ["g", bytes("g")]
+      ])
+      yield* store.iset("h", bytes("h"))
+      expect((yield* store.get(["f", "g", "h"])).map(text)).toEqual(["12", "g", "h"])
+    })
+  )
+})
+
+describe("File key safety", () => {
+  it.effect("keys that cannot be named fail with BadKey and write nothing", () =>
+    Effect.gen(function* () {
+      const dir = nodePath.join(yield* tempBase, "store")
+      const { store } = yield* open({ path: dir })
+      const bad: ReadonlyArray<string | ReadonlyArray<string>> = [
+        "x".repeat(256),
+        ["ok", "y".repeat(300)],
+        "é".repeat(43),
+        Array.from({ length: 20 }, () => "z".repeat(250)),
+        "lone\uD800surrogate",
+        "../escape",
+        "/abs",
+        ["a", ".."]
+      ]
+      for (const key of bad) {
+        const appended = storeError(
+          yield* Effect.exit(store.append([["good", bytes("x")] as const, [key, bytes("y")]]))
+        )
+        expect(appended.reason).toBe("BadKey")
+        expect(storeError(yield* Effect.exit(store.get([key]))).reason).toBe("BadKey")
+        expect(storeError(yield* Effect.exit(store.iset(key, bytes("y")))).reason).toBe("BadKey")
+        expect(storeError(yield* Effect.exit(store.delete(["good", key]))).reason).toBe("BadKey")
+      }
+      expect(listing(dir)).toEqual([".lock"])
+      // The longest name that fits is fine.
+      yield* store.append({ ["n".repeat(255)]: bytes("long") })
+      expect(text(yield* Store.getOneFrom(store, "n".repeat(255)))).toBe("long")
+    })
+  )
+
+  it.effect("a key named .lock does not touch the lock file", () =>
+    Effect.gen(function* () {
+      const dir = nodePath.join(yield* tempBase, "store")
+      const { store } = yield* open({ path: dir })
+      yield* store.append({ ".lock": bytes("mine") })
+      expect(text(yield* Store.getOneFrom(store, ".lock"))).toBe("mine")
+      expect(fs.readFileSync(nodePath.join(dir, "%2Elock"), "utf8")).toBe("mine")
+      yield* store.drop
+      expect(fs.existsSync(nodePath.join(dir, FileName.LOCK))).toBe(true)
+    })
+  )
+})
+
+describe("File errors are honest", () => {
+  it.effect("a directory where a key's file should be is an Io error, not empty bytes (EISDIR)", () =>
+    Effect.gen(function* () {
+      const dir = nodePath.join(yield* tempBase, "store")
+      const { store } = yield* open({ path: dir })
+      fs.mkdirSync(nodePath.join(dir, "k", FileName.LEAF), { recursive: true })
+      const exits: Array<Exit.Exit<unknown, Store.StoreError>> = [
+        yield* Effect.exit(store.get(["k"])),
+        yield* Effect.exit(store.append({ k: bytes("x") })),
+        yield* Effect.exit(store.iset("k", bytes("x"))),
+        yield* Effect.exit(store.delete(["k"]))
+      ]
+      for (const exit of exits) {
+        const error = storeError(exit)
+        expect(error.reason).toBe("Io")
+        expect(error.key).toBe("k")
+        expect((error.cause as NodeJS.ErrnoException).code).toBe("EISDIR")
+      }
+    })
+  )
+
+  it.effect("a full disk is an Io error with the cause (ENOSPC through /dev/full)", () =>
+    Effect.gen(function* () {
+      const dir = nodePath.join(yield* tempBase, "store")
+      const { store } = yield* open({ path: dir })
+      yield* store.append({ fine: bytes("1") })
+      fs.symlinkSync("/dev/full", nodePath.join(dir, "full"))
+      const error = storeError(yield* Effect.exit(store.append({ full: bytes("data") })))
+      expect(error.reason).toBe("Io")
+      expect(error.method).toBe("append")
+      expect(error.key).toBe("full")
+      expect((error.cause as NodeJS.ErrnoException).code).toBe("ENOSPC")
+      expect(text(yield* Store.getOneFrom(store, "fine"))).toBe("1")
+    })
+  )
+
+  it.effect("a file where a directory should be is an Io error", () =>
+    Effect.gen(function* () {
+      const base = yield* tempBase
+      const file = nodePath.join(base, "not-a-dir")
+      fs.writeFileSync(file, "x")
+      for (const path of [file, nodePath.join(file, "sub")]) {
+        const error = storeError(yield* Effect.exit(open({ path })))
+        expect(error.reason).toBe("Io")
+        expect(["ENOTDIR", "EEXIST"]).toContain((error.cause as NodeJS.ErrnoException).code)
+      }
+      const dirFile = storeError(yield* Effect.exit(open({ dir: file })))
+      expect(dirFile.reason).toBe("Io")
+      // A key's directory that is a FIFO: ENOTDIR-like failures are not "missing".
+      const dir = nodePath.join(base, "store")
+      const { store } = yield* open({ path: dir })
+      fs.symlinkSync("/dev/null", nodePath.join(dir, "dev"))
+      const error = storeError(yield* Effect.exit(store.append({ "dev/x": bytes("x") })))
+      expect(error.reason).toBe("Io")
+      expect(error.key).toBe("dev/x")
+      expect(storeError(yield* Effect.exit(store.get(["dev/x"]))).reason).toBe("Io")
+    })
+  )
+
+  it.effect("only a missing file reads as empty", () =>
+    Effect.gen(function* () {
+      const dir = nodePath.join(yield* tempBase, "store")
+      const { store } = yield* open({ path: dir })
+      yield* store.append({ a: bytes("leaf") })
+      // "a" is a key's file, so "a/b" does not exist: empty, not an error.
+      expect((yield* store.get(["missing", "a/b", "a/b/c"])).map((v) => v.byteLength)).toEqual([0, 0, 0])
+      yield* store.delete(["missing", "a/b"])
+      expect(text(yield* Store.getOneFrom(store, "a"))).toBe("leaf")
+    })
+  )
+})
+
+describe("File lifetime", () => {
+  it.effect("a temp dir is removed when the scope closes, and its handles are closed", () =>
+    Effect.gen(function* () {
+      const base = yield* tempBase
+      const { store, scope } = yield* open({ dir: base })
+      yield* store.append({ a: bytes("1"), "b/c": bytes("2") })
+      expect(fs.readdirSync(base)).toHaveLength(1)
+      const dir = nodePath.join(base, fs.readdirSync(base)[0]!)
+      expect(openFilesUnder(dir)).toBeGreaterThan(0)
+      yield* Scope.close(scope, Exit.void)
+      expect(fs.readdirSync(base)).toEqual([])
+      expect(openFilesUnder(dir)).toBe(0)
+    })
+  )
+
+  it.effect("a temp dir is removed when the program fails", () =>
+    Effect.gen(function* () {
+      const base = yield* tempBase
+      const exit = yield* Effect.exit(
+        Effect.gen(function* () {
+          yield* Store.append({ a: bytes("1") })
+          expect(fs.readdirSync(base)).toHaveLength(1)
+          return yield* Effect.fail("boom")
+        }).pipe(Effect.provide(File.layer({ dir: base })))
+      )
+      expect(Exit.isFailure(exit)).toBe(true)
+      expect(fs.readdirSync(base)).toEqual([])
+    })
+  )
+
+  it.live("a temp dir is removed when the program is interrupted", () =>
+    Effect.gen(function* () {
+      const base = yield* tempBase
+      const fiber = yield* Effect.forkChild(
+        Effect.gen(function* () {
+          yield* Store.append({ a: bytes("1") })
+          return yield* Effect.never
+        }).pipe(Effect.provide(File.layer({ dir: base })))
+      )
+      while (fs.readdirSync(base).length === 0 || !fs.existsSync(nodePath.join(base, fs.readdirSync(base)[0]!, "a"))) {
+        yield* Effect.sleep("5 millis")
+      }
+      yield* Fiber.interrupt(fiber)
+      expect(fs.readdirSync(base)).toEqual([])
+    })
+  )
+
+  it.effect("an explicit path is kept, or removed with dropOnClose", () =>
+    Effect.gen(function* () {
+      const base = yield* tempBase
+      const kept = nodePath.join(base, "kept", "deeper")
+      yield* Effect.provide(Store.append({ a: bytes("1") }), File.layer({ path: kept }))
+      expect(fs.readFileSync(nodePath.join(kept, "a"), "utf8")).toBe("1")
+      // Reopened, the data is still there.
+      expect(text(yield* Effect.provide(Store.getOne("a"), File.layer({ path: kept })))).toBe("1")
+      const dropped = nodePath.join(base, "dropped")
+      yield* Effect.provide(Store.append({ a: bytes("1") }), File.layer({ path: dropped, dropOnClose: true }))
+      expect(fs.existsSync(dropped)).toBe(false)
+    })
+  )
+})
+
+describe("File stores sharing a directory", () => {
+  it.effect("a delete by one store is seen by another's cached handles", () =>
+    Effect.gen(function* () {
+      const dir = nodePath.join(yield* tempBase, "store")
+      // Two stores on one directory hold separate locks and handle caches, as two processes do.
+      const one = (yield* open({ path: dir })).store
+      const two = (yield* open({ path: dir })).store
+      yield* one.append({ k: bytes("old"), j: bytes("j") })
+      yield* two.delete(["k"])
+      yield* one.append({ k: bytes("new") })
+      expect(text(yield* Store.getOneFrom(two, "k"))).toBe("new")
+      yield* one.append({ j: bytes("+") })
+      yield* two.drop
+      yield* one.append({ j: bytes("again") })
+      expect(text(yield* Store.getOneFrom(two, "j"))).toBe("again")
+    })
+  )
+
+  it.effect("the directory removed and recreated under a store (as Python partd's drop does)", () =>
+    Effect.gen(function* () {
+      const dir = nodePath.join(yield* tempBase, "store")
+      const { store } = yield* open({ path: dir })
+      yield* store.append({ k: bytes("old") })
+      fs.rmSync(dir, { recursive: true })
+      fs.mkdirSync(dir)
+      yield* store.append({ k: bytes("new") })
+      expect(fs.readFileSync(nodePath.join(dir, "k"), "utf8")).toBe("new")
+      expect(fs.existsSync(nodePath.join(dir, FileName.LOCK))).toBe(true)
+      expect(text(yield* Store.getOneFrom(store, "k"))).toBe("new")
+    })
+  )
+})

@@ -54,4 +54,6 @@ export interface BenchCase {
   readonly input?: "columns" | "record"
   readonly bars?: ReadonlyArray<Bar>
   readonly reference?: Reference
+  /** At most this many runs of the row, whatever `--runs` says (for slow rows measured once). */
+  readonly maxRuns?: number
 }
