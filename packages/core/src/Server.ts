@@ -35,6 +35,7 @@ import { Context, Effect, Layer } from "effect"
 import { NetAddress } from "effect/net"
 import { RpcServer } from "effect/rpc"
 import { SocketServer } from "effect/socket"
+import type * as Key from "./Key.ts"
 import * as Store from "./Store.ts"
 import * as Wire from "./Wire.ts"
 
@@ -113,25 +114,57 @@ export interface Options {
   readonly maxFrameBytes?: number
 }
 
+/** The most characters of joined key lists the server remembers as validated. */
+const maxCachedPathChars = 4 * 1024 * 1024
+
+/**
+ * Splits and validates joined key lists, remembering the result by the joined
+ * text: a shuffle's workers append to the same keys call after call, so the
+ * second call with a key list costs one map lookup instead of splitting and
+ * validating every key, and the store's backend sees the same frozen array
+ * each time (which it may cache by, as with `Store.columns`). Bounded by
+ * `maxCachedPathChars`; forgotten all at once when full.
+ */
+const makePathCache = () => {
+  const cache = new Map<string, ReadonlyArray<Key.Path>>()
+  let chars = 0
+  return (method: string, joined: string, count: number): ReadonlyArray<Key.Path> | Store.StoreError => {
+    const known = cache.get(joined)
+    if (known !== undefined && known.length === count) return known
+    const split = Wire.splitPaths(method, joined, count)
+    if (split instanceof Store.StoreError) return split
+    // Validated here, by the store's own rules: a client is not trusted.
+    const valid = Store.toPaths(method, split)
+    if (valid instanceof Store.StoreError) return valid
+    if (joined.length <= maxCachedPathChars / 4) {
+      if (chars + joined.length > maxCachedPathChars) {
+        cache.clear()
+        chars = 0
+      }
+      cache.set(joined, Object.freeze(valid))
+      chars += joined.length
+    }
+    return valid
+  }
+}
+
 const handlers = (store: Store.Shape, maxFrameBytes: number) => {
   const backend = Store.toBackend(store)
+  const pathsOf = makePathCache()
   return Wire.Procedures.of({
     Append: ({ paths, values }) =>
       Effect.suspend(() => {
-        const split = Wire.splitPaths("append", paths, values.length)
-        if (split instanceof Store.StoreError) return Effect.fail(split)
-        // Validated here, as the store would (a client is not trusted), then
-        // handed to the store's backend as the parallel arrays it takes, with
-        // no pair per chunk on the way.
-        const valid = Store.toPaths("append", split)
+        // Validated paths go to the store's backend as the parallel arrays it
+        // takes, with no pair per chunk on the way.
+        const valid = pathsOf("append", paths, values.length)
         if (valid instanceof Store.StoreError) return Effect.fail(valid)
         return valid.length === 0 ? Effect.void : backend.append(valid, values)
       }),
     Get: ({ paths, count }) =>
       Effect.suspend(() => {
-        const split = Wire.splitPaths("get", paths, count)
-        if (split instanceof Store.StoreError) return Effect.fail(split)
-        return Effect.flatMap(store.get(split), (values) => {
+        const valid = pathsOf("get", paths, count)
+        if (valid instanceof Store.StoreError) return Effect.fail(valid)
+        return Effect.flatMap(store.get(valid), (values) => {
           let total = 0
           for (let i = 0; i < values.length; i++) total += values[i]!.byteLength + 8
           // Checked here so that the client gets a typed error, not a closed connection.

@@ -115,6 +115,8 @@ export const Drop = Rpc.make("Drop", { error: Store.StoreError })
  */
 export class Procedures extends RpcGroup.make(Append, Get, Iset, Delete, Drop) {}
 
+const joinedFrozen = new WeakMap<ReadonlyArray<Key.Path>, string>()
+
 /**
  * Joins paths for the wire. No valid path contains NUL, so the join is
  * injective.
@@ -122,7 +124,16 @@ export class Procedures extends RpcGroup.make(Append, Get, Iset, Delete, Drop) {
  * @since 0.1.0
  * @category encoding
  */
-export const joinPaths = (paths: ReadonlyArray<Key.Path>): string => paths.join("\u0000")
+export const joinPaths = (paths: ReadonlyArray<Key.Path>): string => {
+  // A frozen list (a key set's, see `Store.columns`) is joined once.
+  if (!Object.isFrozen(paths)) return paths.join("\u0000")
+  let joined = joinedFrozen.get(paths)
+  if (joined === undefined) {
+    joined = paths.join("\u0000")
+    joinedFrozen.set(paths, joined)
+  }
+  return joined
+}
 
 /**
  * Splits joined paths, checking that there are `count` of them.
