@@ -15,14 +15,18 @@ export * as Buffer from "./Buffer.ts"
  * @since 0.1.0
  */
 export * as Bytes from "./Bytes.ts"
-
+/**
+ * Client: a store served by a `Server`, over a socket.
+ *
+ * @since 0.1.0
+ */
+export * as Client from "./Client.ts"
 /**
  * Dict: a store in memory.
  *
  * @since 0.1.0
  */
 export * as Dict from "./Dict.ts"
-
 /**
  * Encode: codecs applied to stores (byte stores and typed stores).
  *
@@ -43,10 +47,22 @@ export * as Framing from "./Framing.ts"
  * @since 0.1.0
  */
 export * as Key from "./Key.ts"
-
+/**
+ * Server: serves a store to many processes over a Unix socket or TCP.
+ *
+ * @since 0.1.0
+ */
+export * as Server from "./Server.ts"
 /**
  * The `Store` service, its error and the backend contract.
  *
  * @since 0.1.0
  */
 export * as Store from "./Store.ts"
+
+/**
+ * The wire protocol between `Client` and `Server`.
+ *
+ * @since 0.1.0
+ */
+export * as Wire from "./Wire.ts"

@@ -6,7 +6,8 @@ import { coreCases } from "./core.ts"
 import { fileCases } from "./file.ts"
 import type { BenchCase } from "./model.ts"
 import { redisCases } from "./redis.ts"
+import { serverCases } from "./server.ts"
 
 export type { Bar, BenchCase, Metric } from "./model.ts"
 
-export const cases: ReadonlyArray<BenchCase> = [...coreCases, ...fileCases, ...redisCases, ...codecsCases]
+export const cases: ReadonlyArray<BenchCase> = [...coreCases, ...fileCases, ...redisCases, ...codecsCases, ...serverCases]
