@@ -10,4 +10,10 @@ import { serverCases } from "./server.ts"
 
 export type { Bar, BenchCase, Metric } from "./model.ts"
 
-export const cases: ReadonlyArray<BenchCase> = [...coreCases, ...fileCases, ...redisCases, ...codecsCases, ...serverCases]
+export const cases: ReadonlyArray<BenchCase> = [
+  ...coreCases,
+  ...fileCases,
+  ...redisCases,
+  ...codecsCases,
+  ...serverCases
+]
