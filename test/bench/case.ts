@@ -42,6 +42,15 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), "partd-bench-"))
 const pool = makePool()
 const total = totalBytes(workload)
 
+/** The bytes of every file under `root` but the lock file: what a store keeps on disk. */
+const storedBytes = (root: string): number => {
+  let bytes = 0
+  for (const entry of fs.readdirSync(root, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile() && entry.name !== ".lock") bytes += fs.statSync(path.join(entry.parentPath, entry.name)).size
+  }
+  return bytes
+}
+
 const program = Effect.gen(function* () {
   const store = yield* Store.Store
   const calls =
@@ -53,6 +62,7 @@ const program = Effect.gen(function* () {
   const t0 = performance.now()
   yield* appendAll(store, calls)
   const t1 = performance.now()
+  const ratio = benchCase.reportRatio === true ? total / storedBytes(dir) : undefined
   const values = yield* store.get(allKeys(workload))
   const t2 = performance.now()
   const problem = verify(workload, pool, values)
@@ -62,7 +72,8 @@ const program = Effect.gen(function* () {
     getSeconds: (t2 - t1) / 1000,
     appendMBps: total / ((t1 - t0) / 1000) / 1e6,
     getMBps: total / ((t2 - t1) / 1000) / 1e6,
-    problem: problem ?? null
+    problem: problem ?? null,
+    ...(ratio === undefined ? {} : { ratio })
   }
 }).pipe(Effect.provide(benchCase.layer(dir)))
 

@@ -29,6 +29,34 @@ def make_pool():
     return bytes(pool)
 
 
+def serve(store):
+    """partd's zmq Server over `store`, bound to loopback only, and a Client of it.
+
+    partd's Server binds every interface (`tcp://*`) and advertises the host
+    name; this binds 127.0.0.1 and advertises it, so the benchmark's traffic
+    stays on loopback. The server is closed by `close_served` after the run.
+    """
+    import zmq
+    from partd.zmq import Client, Server
+
+    bind_any = zmq.Socket.bind_to_random_port
+    zmq.Socket.bind_to_random_port = lambda self, _addr, *a, **k: bind_any(self, "tcp://127.0.0.1", *a, **k)
+    try:
+        server = Server(store, hostname="127.0.0.1")
+    finally:
+        zmq.Socket.bind_to_random_port = bind_any
+    client = Client(server.address)
+    client.served_by = server
+    return client
+
+
+def close_served(store):
+    server = getattr(store, "served_by", None)
+    if server is not None:
+        store.close()
+        server.close()
+
+
 def main():
     spec = json.loads(sys.argv[1])
     keys, calls, size = spec["keys"], spec["calls"], spec["valueBytes"]
@@ -42,7 +70,8 @@ def main():
     batches = [{names[k]: chunk(c, k) for k in range(keys)} for c in range(calls)]
     tmpdir = tempfile.mkdtemp(prefix="partd-bench-py-")
     try:
-        store = eval(spec["python"], {"partd": partd, "tmpdir": tmpdir})
+        # `serve(store)` in the expression runs the store behind partd's zmq Server and gives its Client.
+        store = eval(spec["python"], {"partd": partd, "tmpdir": tmpdir, "serve": serve})
         t0 = time.perf_counter()
         for batch in batches:
             store.append(batch)
@@ -68,6 +97,7 @@ def main():
             "problem": problem,
         }))
         store.drop()
+        close_served(store)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
 

@@ -33,6 +33,8 @@ interface Measurement {
   readonly getMBps: number
   readonly peakRssMB: number
   readonly problem?: string | null
+  /** Workload bytes over stored bytes, for rows that report it. */
+  readonly ratio?: number
 }
 
 const python = findPython()
@@ -68,7 +70,8 @@ const best = (label: string, run: () => Measurement | string, times = runs): Mea
             appendMBps: Math.max(result.appendMBps, m.appendMBps),
             getMBps: Math.max(result.getMBps, m.getMBps),
             peakRssMB: Math.min(result.peakRssMB, m.peakRssMB),
-            problem: result.problem ?? m.problem ?? null
+            problem: result.problem ?? m.problem ?? null,
+            ...(m.ratio === undefined ? {} : { ratio: m.ratio })
           }
   }
   return result!
@@ -168,6 +171,11 @@ for (const row of rows) {
           : "(no partd-py row)"
         : `${pad(fmt(p.appendMBps), 17)}${pad(fmt(p.getMBps), 14)}${pad(ratio(o.appendMBps, p.appendMBps), 10)}${ratio(o.getMBps, p.getMBps)}`)
   )
+  if (o.ratio !== undefined) {
+    console.log(
+      `  ${row.name} ${row.workload}: compression ratio ${o.ratio.toFixed(2)}:1 at ${fmt(o.appendMBps)} MB/s append`
+    )
+  }
   if (row.reference !== undefined) {
     const referenceName = selected.find((c) => c.name === row.name)?.reference?.name ?? "reference"
     if (typeof row.reference === "string") {

@@ -23,7 +23,7 @@ export const requirePython = (modules: ReadonlyArray<string> = ["partd"]): strin
   if (python === undefined) {
     throw new Error(
       `no python3 here can import ${modules.join(", ")}: install Debian's packages, e.g. ` +
-        "`apt-get install python3-partd python3-numpy python3-snappy python3-blosc python3-zmq`"
+        "`apt-get install python3-partd python3-numpy python3-snappy python3-blosc python3-msgpack python3-zmq`"
     )
   }
   return python

@@ -15,13 +15,31 @@ export * as Buffer from "./Buffer.ts"
  * @since 0.1.0
  */
 export * as Bytes from "./Bytes.ts"
-
+/**
+ * Client: a store served by a `Server`, over a socket.
+ *
+ * @since 0.1.0
+ */
+export * as Client from "./Client.ts"
 /**
  * Dict: a store in memory.
  *
  * @since 0.1.0
  */
 export * as Dict from "./Dict.ts"
+/**
+ * Encode: codecs applied to stores (byte stores and typed stores).
+ *
+ * @since 0.1.0
+ */
+export * as Encode from "./Encode.ts"
+
+/**
+ * Framing: partd's 8-byte little-endian length frames.
+ *
+ * @since 0.1.0
+ */
+export * as Framing from "./Framing.ts"
 
 /**
  * Keys, tuple keys and their validation.
@@ -29,10 +47,22 @@ export * as Dict from "./Dict.ts"
  * @since 0.1.0
  */
 export * as Key from "./Key.ts"
-
+/**
+ * Server: serves a store to many processes over a Unix socket or TCP.
+ *
+ * @since 0.1.0
+ */
+export * as Server from "./Server.ts"
 /**
  * The `Store` service, its error and the backend contract.
  *
  * @since 0.1.0
  */
 export * as Store from "./Store.ts"
+
+/**
+ * The wire protocol between `Client` and `Server`.
+ *
+ * @since 0.1.0
+ */
+export * as Wire from "./Wire.ts"

@@ -56,4 +56,9 @@ export interface BenchCase {
   readonly reference?: Reference
   /** At most this many runs of the row, whatever `--runs` says (for slow rows measured once). */
   readonly maxRuns?: number
+  /**
+   * Report the compression ratio: the workload's bytes over the bytes the
+   * store left in `dir` after the append phase (for stores that write there).
+   */
+  readonly reportRatio?: boolean
 }

@@ -1,0 +1,339 @@
+/**
+ * TypedArrays: numeric arrays laid out as partd's `Numpy` lays them out.
+ *
+ * Python partd's `partd.Numpy` does not frame: it appends each array's raw
+ * bytes to the key, and keeps the array's dtype string (numpy's `dtype.str`,
+ * such as `<f8`) in a sidecar key, the key with `.dtype` appended to its
+ * last segment, set once. This store writes exactly that, so
+ * `partd.Numpy(partd.File(dir)).get(key)` in Python returns the numpy array
+ * appended here, and the reverse:
+ *
+ * | TypedArray | dtype |
+ * | --- | --- |
+ * | Int8Array | `\|i1` |
+ * | Uint8Array, Uint8ClampedArray | `\|u1` |
+ * | Int16Array, Uint16Array | `<i2`, `<u2` |
+ * | Int32Array, Uint32Array | `<i4`, `<u4` |
+ * | BigInt64Array, BigUint64Array | `<i8`, `<u8` |
+ * | Float32Array, Float64Array | `<f4`, `<f8` |
+ *
+ * Bytes are little-endian whatever the host; big-endian dtypes (`>f8`)
+ * written by numpy are read too, and numpy's `datetime64`/`timedelta64`
+ * (`<M8[..]`, `<m8[..]`) are read as BigInt64Array.
+ *
+ * Where partd goes wrong, this store does not: appending an array of
+ * another dtype to a key fails with an `Encode` CodecError instead of
+ * silently reinterpreting bytes; a value whose length is not a whole number
+ * of items (an append cut short) fails with a `TornFrame` CodecError that
+ * carries the complete items in `recovered`; and `delete` removes the data
+ * as well as the dtype. A key that holds nothing gives an empty Uint8Array.
+ *
+ * @since 0.1.0
+ */
+import { Encode, Key, Store } from "@partd/core"
+import { Effect, Layer, type Scope } from "effect"
+import type * as Context from "effect/Context"
+
+/**
+ * The arrays this store holds.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type TypedArray =
+  | Int8Array
+  | Uint8Array
+  | Uint8ClampedArray
+  | Int16Array
+  | Uint16Array
+  | Int32Array
+  | Uint32Array
+  | Float32Array
+  | Float64Array
+  | BigInt64Array
+  | BigUint64Array
+
+/**
+ * The typed store of arrays.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type TypedArrayStore = Encode.EncodedStore<TypedArray>
+
+const CODEC = "numpy"
+
+type Constructor = new (buffer: ArrayBuffer, byteOffset: number, length: number) => TypedArray
+
+interface Kind {
+  readonly ctor: Constructor
+  readonly itemsize: number
+}
+
+const kinds: Record<string, Kind> = {
+  i1: { ctor: Int8Array, itemsize: 1 },
+  u1: { ctor: Uint8Array, itemsize: 1 },
+  i2: { ctor: Int16Array, itemsize: 2 },
+  u2: { ctor: Uint16Array, itemsize: 2 },
+  i4: { ctor: Int32Array, itemsize: 4 },
+  u4: { ctor: Uint32Array, itemsize: 4 },
+  i8: { ctor: BigInt64Array as unknown as Constructor, itemsize: 8 },
+  u8: { ctor: BigUint64Array as unknown as Constructor, itemsize: 8 },
+  f4: { ctor: Float32Array, itemsize: 4 },
+  f8: { ctor: Float64Array, itemsize: 8 }
+}
+
+const hostIsLittleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
+
+/**
+ * The numpy dtype string of an array (`dtype.str`), or `undefined` for
+ * something that is not a supported typed array.
+ *
+ * @since 0.1.0
+ * @category dtypes
+ */
+export const dtypeOf = (array: unknown): string | undefined => {
+  if (array instanceof Float64Array) return "<f8"
+  if (array instanceof Float32Array) return "<f4"
+  if (array instanceof Int32Array) return "<i4"
+  if (array instanceof Uint32Array) return "<u4"
+  if (array instanceof Int16Array) return "<i2"
+  if (array instanceof Uint16Array) return "<u2"
+  if (array instanceof Int8Array) return "|i1"
+  if (array instanceof Uint8Array || array instanceof Uint8ClampedArray) return "|u1"
+  if (array instanceof BigInt64Array) return "<i8"
+  if (array instanceof BigUint64Array) return "<u8"
+  return undefined
+}
+
+interface Parsed {
+  readonly kind: Kind
+  readonly littleEndian: boolean
+}
+
+/**
+ * Parses a numpy dtype string into the typed array that holds it, or a
+ * description of why it cannot be held.
+ */
+const parseDtype = (dtype: string): Parsed | string => {
+  const match = /^([<>|=]?)([iuf][1248]|[Mm]8(?:\[[A-Za-z0-9]+\])?)$/.exec(dtype)
+  if (match === null) return `dtype ${JSON.stringify(dtype)} has no TypedArray counterpart`
+  const order = match[1]!
+  const code = match[2]!
+  const kind = code.startsWith("M") || code.startsWith("m") ? kinds.i8! : kinds[code]
+  if (kind === undefined) return `dtype ${JSON.stringify(dtype)} has no TypedArray counterpart`
+  return { kind, littleEndian: order === ">" ? false : order === "=" ? hostIsLittleEndian : true }
+}
+
+/** A copy of `bytes` with every `itemsize`-byte item reversed. */
+const swapped = (bytes: Uint8Array, itemsize: number): Uint8Array => {
+  const out = new Uint8Array(bytes.byteLength)
+  for (let i = 0; i < bytes.byteLength; i += itemsize) {
+    for (let j = 0; j < itemsize; j++) out[i + j] = bytes[i + itemsize - 1 - j]!
+  }
+  return out
+}
+
+/** The little-endian bytes of an array: a view when the host is little-endian. */
+const toBytes = (array: TypedArray, itemsize: number): Uint8Array => {
+  const view = new Uint8Array(array.buffer, array.byteOffset, array.byteLength)
+  return hostIsLittleEndian || itemsize === 1 ? view : swapped(view, itemsize)
+}
+
+/** An array over `bytes` (a whole number of items), copying only to align or swap. */
+const fromBytes = (parsed: Parsed, bytes: Uint8Array): TypedArray => {
+  const { ctor, itemsize } = parsed.kind
+  let data = bytes
+  if (itemsize > 1 && parsed.littleEndian !== hostIsLittleEndian) data = swapped(bytes, itemsize)
+  else if (data.byteOffset % itemsize !== 0) data = data.slice()
+  return new ctor(data.buffer as ArrayBuffer, data.byteOffset, data.byteLength / itemsize)
+}
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+/** partd's `suffix(key, '.dtype')`: the suffix goes on the last segment, so on the path. */
+const dtypePath = (path: Key.Path): Key.Path => `${path}.dtype`
+
+const codecError = (reason: Encode.CodecErrorReason, key: string, description: string, extra?: object) =>
+  new Encode.CodecError({ reason, codec: CODEC, key, description, ...extra })
+
+/**
+ * Makes the typed-array store over a byte store.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (inner: Store.Shape): Effect.Effect<TypedArrayStore, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const backend = Store.toBackend(inner)
+    // dtypes this instance has written or read, so that an append checks a
+    // key's stored dtype once rather than on every call.
+    const known = new Map<Key.Path, string>()
+    let closed = false
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        closed = true
+        known.clear()
+      })
+    )
+    const closedError = (method: string) =>
+      new Store.StoreError({ reason: "Closed", method, description: "the store's scope has closed" })
+
+    /** Reads the stored dtypes of the paths whose dtype this instance does not know yet. */
+    const learn = (paths: ReadonlyArray<Key.Path>) =>
+      Effect.suspend(() => {
+        const unknown = [...new Set(paths.filter((path) => !known.has(path)))]
+        if (unknown.length === 0) return Effect.void
+        return Effect.map(backend.get(unknown.map(dtypePath)), (dtypes) => {
+          for (let i = 0; i < unknown.length; i++) {
+            if (dtypes[i]!.byteLength > 0) known.set(unknown[i]!, decoder.decode(dtypes[i]!))
+          }
+        })
+      })
+
+    const prepare = (paths: ReadonlyArray<Key.Path>, values: ReadonlyArray<TypedArray>) =>
+      Effect.suspend(() => {
+        const dtypes = new Array<string>(values.length)
+        const bytes = new Array<Uint8Array>(values.length)
+        const incoming = new Map<Key.Path, string>()
+        for (let i = 0; i < values.length; i++) {
+          const path = paths[i]!
+          const dtype = dtypeOf(values[i])
+          if (dtype === undefined) {
+            return Effect.fail(codecError("Encode", path, `expected a TypedArray, got ${typeof values[i]}`))
+          }
+          const held = known.get(path) ?? incoming.get(path)
+          if (held !== undefined && held !== dtype) {
+            return Effect.fail(codecError("Encode", path, `the key holds ${held} items; cannot append ${dtype}`))
+          }
+          incoming.set(path, dtype)
+          dtypes[i] = dtype
+          bytes[i] = toBytes(values[i]!, parseDtypeOrThrow(dtype).kind.itemsize)
+        }
+        return Effect.succeed({ dtypes, bytes, incoming })
+      })
+
+    const setDtypes = (incoming: ReadonlyMap<Key.Path, string>) =>
+      Effect.forEach(
+        [...incoming].filter(([path]) => !known.has(path)),
+        ([path, dtype]) =>
+          Effect.map(inner.iset(dtypePath(path), encoder.encode(dtype)), () => {
+            known.set(path, dtype)
+          }),
+        { discard: true }
+      )
+
+    const get = (keys: ReadonlyArray<Key.Key>) =>
+      Effect.suspend((): Effect.Effect<ReadonlyArray<TypedArray>, Store.StoreError | Encode.CodecError> => {
+        if (closed) return Effect.fail(closedError("get"))
+        const paths = Store.toPaths("get", keys)
+        if (paths instanceof Store.StoreError) return Effect.fail(paths)
+        if (paths.length === 0) return Effect.succeed([])
+        return Effect.flatMap(backend.get([...paths, ...paths.map(dtypePath)]), (stored) => {
+          const out = new Array<TypedArray>(paths.length)
+          for (let i = 0; i < paths.length; i++) {
+            const path = paths[i]!
+            const data = stored[i]!
+            const dtypeBytes = stored[paths.length + i]!
+            if (dtypeBytes.byteLength === 0) {
+              if (data.byteLength === 0) {
+                out[i] = new Uint8Array(0)
+                continue
+              }
+              return Effect.fail(
+                codecError("Decode", path, `no dtype in ${dtypePath(path)} for ${data.byteLength} bytes`)
+              )
+            }
+            const dtype = decoder.decode(dtypeBytes)
+            const parsed = parseDtype(dtype)
+            if (typeof parsed === "string") return Effect.fail(codecError("Decode", path, parsed))
+            known.set(path, dtype)
+            const itemsize = parsed.kind.itemsize
+            const whole = data.byteLength - (data.byteLength % itemsize)
+            if (whole !== data.byteLength) {
+              return Effect.fail(
+                codecError(
+                  "TornFrame",
+                  path,
+                  `${data.byteLength} bytes is not a whole number of ${dtype} items: the last append was cut short`,
+                  { recovered: fromBytes(parsed, data.subarray(0, whole)), validBytes: whole }
+                )
+              )
+            }
+            out[i] = fromBytes(parsed, data)
+          }
+          return Effect.succeed(out)
+        })
+      })
+
+    const store: TypedArrayStore = {
+      codec: CODEC,
+      append: (data) =>
+        Effect.suspend(() => {
+          if (closed) return Effect.fail(closedError("append"))
+          const entries = Encode.toEntries("append", data)
+          if (entries instanceof Store.StoreError) return Effect.fail(entries)
+          if (entries.paths.length === 0) return Effect.void
+          return learn(entries.paths).pipe(
+            Effect.andThen(prepare(entries.paths, entries.values)),
+            Effect.tap(({ incoming }) => setDtypes(incoming)),
+            Effect.flatMap(({ bytes }) => backend.append(entries.paths, bytes))
+          )
+        }),
+      get,
+      getOne: (key) => Effect.map(get([key]), (values) => values[0]!),
+      iset: (key, value) =>
+        Effect.suspend(() => {
+          if (closed) return Effect.fail(closedError("iset"))
+          const path = Key.toPath(key)
+          if (path instanceof Key.Invalid) {
+            return Effect.fail(
+              new Store.StoreError({ reason: "BadKey", method: "iset", key: Key.show(key), description: path.problem })
+            )
+          }
+          return Effect.flatMap(prepare([path], [value]), ({ bytes, incoming }) => {
+            const dtype = incoming.get(path)!
+            return inner.iset(dtypePath(path), encoder.encode(dtype)).pipe(
+              Effect.andThen(inner.iset(path, bytes[0]!.slice())),
+              Effect.andThen(
+                Effect.sync(() => {
+                  known.set(path, dtype)
+                })
+              )
+            )
+          })
+        }),
+      delete: (keys) =>
+        Effect.suspend(() => {
+          if (closed) return Effect.fail(closedError("delete"))
+          const paths = Store.toPaths("delete", keys)
+          if (paths instanceof Store.StoreError) return Effect.fail(paths)
+          return Effect.map(inner.delete([...paths, ...paths.map(dtypePath)]), () => {
+            for (const path of paths) known.delete(path)
+          })
+        }),
+      drop: Effect.suspend(() => {
+        if (closed) return Effect.fail(closedError("drop"))
+        return Effect.map(inner.drop, () => known.clear())
+      })
+    }
+    return store
+  })
+
+const parseDtypeOrThrow = (dtype: string): Parsed => {
+  const parsed = parseDtype(dtype)
+  if (typeof parsed === "string") throw new TypeError(parsed)
+  return parsed
+}
+
+/**
+ * The typed-array store bound to your own service, over the `Store` in
+ * context: `class Arrays extends Encode.Tag<Arrays, TypedArray>()("app/Arrays") {}`,
+ * then `TypedArrays.layer(Arrays)`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = <Self>(tag: Context.Key<Self, TypedArrayStore>): Layer.Layer<Self, never, Store.Store> =>
+  Layer.effect(tag, Effect.flatMap(Store.Store, make))

@@ -1,0 +1,322 @@
+/**
+ * Server: serves a `Store` to many processes over a Unix socket or TCP, as
+ * partd's `Server` does; processes reach it with `Client`.
+ *
+ * The server is an `effect/rpc` server (see `Wire` for the procedures) over
+ * `effect/socket`, on Node's `net` module. Each request is one call to the
+ * served store, so a call's chunks are applied together, and a client that
+ * awaits each append sees its appends applied in its own order.
+ *
+ * Safety, because a socket is a door into the store:
+ *
+ * - TCP binds the loopback address unless told otherwise, and a Unix socket
+ *   is owner-only (mode 0600) from the moment it is reachable at its path.
+ * - Frames have a size limit (`maxFrameBytes`, default 128 MiB: a 64 MiB value
+ *   with room to spare). A frame over the limit, or bytes that do not decode,
+ *   close that client's connection; requests that decode but do not make
+ *   sense fail with a `Protocol` error. Either way only that client is
+ *   affected: each connection has its own parser, and a request is applied
+ *   only once it has been received whole, so a client that vanishes
+ *   mid-request leaves nothing half-written.
+ * - Keys are validated again on the server, by the store's own rules
+ *   (`Store.toPaths`), whatever the client claims to have checked.
+ *
+ * Closing the Layer's scope stops accepting connections, closes the open
+ * ones and removes the Unix socket file; the served store's own Layer (built
+ * outside) is released after that.
+ *
+ * @since 0.1.0
+ */
+import * as Fs from "node:fs"
+import * as Net from "node:net"
+import * as NodePath from "node:path"
+import { NodeSocketServer } from "@effect/platform-node"
+import { Context, Effect, Layer } from "effect"
+import { NetAddress } from "effect/net"
+import { RpcServer } from "effect/rpc"
+import { SocketServer } from "effect/socket"
+import type * as Key from "./Key.ts"
+import * as Store from "./Store.ts"
+import * as Wire from "./Wire.ts"
+
+/**
+ * Where a server listens: a Unix socket path, or a TCP port (and host, by
+ * default `127.0.0.1`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Address = { readonly path: string } | { readonly host?: string; readonly port: number }
+
+/**
+ * Renders an address for logs and messages: `unix:/path` or `tcp://host:port`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const showAddress = (address: Address): string =>
+  "path" in address ? `unix:${address.path}` : `tcp://${address.host ?? "127.0.0.1"}:${address.port}`
+
+/**
+ * Parses `unix:/path`, `/path`, `tcp://host:port`, `host:port` or a bare port.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const parseAddress = (text: string): Address | undefined => {
+  if (text.startsWith("unix:")) return text.length > 5 ? { path: text.slice(5) } : undefined
+  if (text.startsWith("/") || text.startsWith(".")) return { path: text }
+  const hostPort = text.startsWith("tcp://") ? text.slice(6) : text
+  const colon = hostPort.lastIndexOf(":")
+  const host = colon === -1 ? undefined : hostPort.slice(0, colon).replace(/^\[(.*)\]$/, "$1")
+  const portText = colon === -1 ? hostPort : hostPort.slice(colon + 1)
+  if (!/^\d+$/.test(portText)) return undefined
+  const port = Number(portText)
+  if (port > 65535) return undefined
+  return host === undefined || host === "" ? { port } : { host, port }
+}
+
+/**
+ * The default frame size limit (see `Wire.defaultMaxFrameBytes`).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultMaxFrameBytes = Wire.defaultMaxFrameBytes
+
+/**
+ * The running server.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Info {
+  /** Where it listens; for TCP port 0, the port the system chose. */
+  readonly address: Address
+}
+
+/**
+ * The `Server` service: where the server provided by {@link layer} listens.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class Server extends Context.Service<Server, Info>()("@partd/core/Server") {}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Where to listen. TCP port 0 picks a free port (see the `Server` service). */
+  readonly address: Address
+  /** The largest frame accepted or sent, in bytes (default {@link defaultMaxFrameBytes}). */
+  readonly maxFrameBytes?: number
+}
+
+/** The most characters of joined key lists the server remembers as validated. */
+const maxCachedPathChars = 4 * 1024 * 1024
+
+/**
+ * Splits and validates joined key lists, remembering the result by the joined
+ * text: a shuffle's workers append to the same keys call after call, so the
+ * second call with a key list costs one map lookup instead of splitting and
+ * validating every key, and the store's backend sees the same frozen array
+ * each time (which it may cache by, as with `Store.columns`). Bounded by
+ * `maxCachedPathChars`; forgotten all at once when full.
+ */
+const makePathCache = () => {
+  const cache = new Map<string, ReadonlyArray<Key.Path>>()
+  let chars = 0
+  return (method: string, joined: string, count: number): ReadonlyArray<Key.Path> | Store.StoreError => {
+    const known = cache.get(joined)
+    if (known !== undefined && known.length === count) return known
+    const split = Wire.splitPaths(method, joined, count)
+    if (split instanceof Store.StoreError) return split
+    // Validated here, by the store's own rules: a client is not trusted.
+    const valid = Store.toPaths(method, split)
+    if (valid instanceof Store.StoreError) return valid
+    if (joined.length <= maxCachedPathChars / 4) {
+      if (chars + joined.length > maxCachedPathChars) {
+        cache.clear()
+        chars = 0
+      }
+      cache.set(joined, Object.freeze(valid))
+      chars += joined.length
+    }
+    return valid
+  }
+}
+
+const handlers = (store: Store.Shape, maxFrameBytes: number) => {
+  const backend = Store.toBackend(store)
+  const pathsOf = makePathCache()
+  return Wire.Procedures.of({
+    Append: ({ paths, values }) =>
+      Effect.suspend(() => {
+        // Validated paths go to the store's backend as the parallel arrays it
+        // takes, with no pair per chunk on the way.
+        const valid = pathsOf("append", paths, values.length)
+        if (valid instanceof Store.StoreError) return Effect.fail(valid)
+        return valid.length === 0 ? Effect.void : backend.append(valid, values)
+      }),
+    Get: ({ paths, count }) =>
+      Effect.suspend(() => {
+        const valid = pathsOf("get", paths, count)
+        if (valid instanceof Store.StoreError) return Effect.fail(valid)
+        return Effect.flatMap(store.get(valid), (values) => {
+          let total = 0
+          for (let i = 0; i < values.length; i++) total += values[i]!.byteLength + 8
+          // Checked here so that the client gets a typed error, not a closed connection.
+          return total + 64 * 1024 > maxFrameBytes
+            ? Effect.fail(
+                new Store.StoreError({
+                  reason: "Protocol",
+                  method: "get",
+                  description: `the answer of ${total} bytes exceeds the frame limit of ${maxFrameBytes} bytes: get fewer keys at a time`
+                })
+              )
+            : Effect.succeed(values)
+        })
+      }),
+    Iset: ({ path, value }) => store.iset(path, value),
+    Delete: ({ paths, count }) =>
+      Effect.suspend(() => {
+        const split = Wire.splitPaths("delete", paths, count)
+        return split instanceof Store.StoreError ? Effect.fail(split) : store.delete(split)
+      }),
+    Drop: () => store.drop
+  })
+}
+
+/**
+ * How much a connection reads ahead: a shuffle's append is hundreds of KiB,
+ * and reading it in Node's default 64 KiB steps costs a trip through the
+ * event loop per step.
+ */
+export const socketHighWaterMark = 1024 * 1024
+
+const listenOptions = (address: Address) => ({
+  ...("path" in address ? { path: address.path } : { host: address.host ?? "127.0.0.1", port: address.port }),
+  highWaterMark: socketHighWaterMark
+})
+
+const openError = (address: Address, cause: unknown) =>
+  new Store.StoreError({
+    reason: "Io",
+    method: "Server.layer",
+    description: `cannot listen on ${showAddress(address)}: ${cause instanceof Error ? cause.message : String(cause)}`,
+    cause
+  })
+
+/** Whether something listens on the Unix socket at `path` (a refused connection means a stale file). */
+const socketInUse = (path: string) =>
+  Effect.callback<boolean>((resume) => {
+    const probe = Net.createConnection({ path })
+    probe.once("connect", () => {
+      probe.destroy()
+      resume(Effect.succeed(true))
+    })
+    probe.once("error", (error: NodeJS.ErrnoException) => {
+      probe.destroy()
+      resume(Effect.succeed(error.code !== "ECONNREFUSED" && error.code !== "ENOENT"))
+    })
+  })
+
+/**
+ * Listens on a Unix socket that nobody else can reach, ever: it is created in
+ * a fresh owner-only directory next to `path`, made owner-only itself, and
+ * only then renamed to `path`. (A umask would do it too, but it is
+ * process-wide, and listening is asynchronous.) A stale socket file left by a
+ * server that died is replaced; a live one is not. The file is removed when
+ * the scope closes.
+ */
+const listenUnix = (path: string) =>
+  Effect.gen(function* () {
+    if (Fs.existsSync(path)) {
+      if (!Fs.statSync(path).isSocket()) return yield* Effect.fail(new Error(`${path} exists and is not a socket`))
+      if (yield* socketInUse(path)) return yield* Effect.fail(new Error(`a server already listens on ${path}`))
+      Fs.rmSync(path, { force: true })
+    }
+    const privateDir = yield* Effect.acquireRelease(
+      Effect.try(() => Fs.mkdtempSync(NodePath.join(NodePath.dirname(path), ".partd-"))),
+      (dir) => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true }))
+    )
+    const hidden = NodePath.join(privateDir, "s")
+    yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(path, { force: true })))
+    const server = yield* NodeSocketServer.make({ path: hidden, highWaterMark: socketHighWaterMark })
+    yield* Effect.try(() => {
+      Fs.chmodSync(hidden, 0o600)
+      Fs.renameSync(hidden, path)
+    })
+    return server
+  })
+
+/** Listens on the address. */
+const listen = (address: Address) =>
+  ("path" in address ? listenUnix(address.path) : NodeSocketServer.make(listenOptions(address))).pipe(
+    Effect.mapError((error) => openError(address, error))
+  )
+
+/**
+ * A client that resets its connection (a process that died, a connection
+ * closed for bad input) is routine for a server, not an error to log: the
+ * connection's handler ends, and the other connections carry on.
+ */
+const quietOnDisconnect = (server: SocketServer.SocketServer["Service"]): SocketServer.SocketServer["Service"] =>
+  SocketServer.SocketServer.of({
+    address: server.address,
+    run: (handler) =>
+      server.run((socket) =>
+        Effect.catchCause(handler(socket), (cause) =>
+          Effect.logDebug("partd Server: a connection ended with an error", cause)
+        )
+      )
+  })
+
+/**
+ * Serves `store` on `options.address` until the scope closes.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (store: Store.Shape, options: Options) =>
+  Effect.gen(function* () {
+    const maxFrameBytes = options.maxFrameBytes ?? defaultMaxFrameBytes
+    const socketServer = yield* listen(options.address)
+    const bound = socketServer.address
+    const address: Address =
+      "path" in options.address || bound._tag === "UnixPathAddress"
+        ? options.address
+        : { host: NetAddress.formatHost(bound), port: bound.port }
+    yield* Layer.build(
+      RpcServer.layer(Wire.Procedures, { disableTracing: true, concurrency: "unbounded" }).pipe(
+        Layer.provide(Wire.Procedures.toLayer(Effect.succeed(handlers(store, maxFrameBytes)))),
+        Layer.provide(RpcServer.layerProtocolSocketServer),
+        Layer.provide(Wire.serialization(maxFrameBytes)),
+        Layer.provide(Layer.succeed(SocketServer.SocketServer, quietOnDisconnect(socketServer)))
+      )
+    )
+    return Server.of({ address })
+  })
+
+/**
+ * Serves the `Store` in context on `options.address`; provides the `Server`
+ * service, which tells where it listens. Closing the Layer's scope closes the
+ * socket (and removes a Unix socket's file).
+ *
+ * @example
+ * ```ts
+ * const served = Server.layer({ address: { path: "/tmp/partd.sock" } }).pipe(Layer.provide(File.layer({ dir })))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options): Layer.Layer<Server, Store.StoreError, Store.Store> =>
+  Layer.effect(
+    Server,
+    Effect.gen(function* () {
+      return yield* make(yield* Store.Store, options)
+    })
+  )

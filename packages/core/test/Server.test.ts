@@ -1,0 +1,385 @@
+import { spawnSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as net from "node:net"
+import * as os from "node:os"
+import * as nodePath from "node:path"
+import { NodeSocket } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import { Client, Dict, Server, Store, Buffer as StoreBuffer, Wire } from "@partd/core"
+import { pattern, suite } from "@partd/test/StoreSuite"
+import { Context, Effect, Exit, Layer, Schedule, Scope } from "effect"
+import { RpcClient } from "effect/rpc"
+
+let socketCounter = 0
+/** A fresh Unix socket path (short: socket paths are limited to ~100 bytes). */
+const socketPath = (): string => nodePath.join(os.tmpdir(), `partd-t-${process.pid}-${socketCounter++}.sock`)
+
+/** A client of a server (over `store`) that lives as long as the client. */
+const served = <E>(
+  store: Layer.Layer<Store.Store, E>,
+  address: () => Server.Address,
+  options: { readonly maxFrameBytes?: number } = {}
+): Layer.Layer<Store.Store, E | Store.StoreError> =>
+  Layer.unwrap(
+    Effect.sync(() =>
+      Layer.unwrap(Effect.map(Server.Server, (server) => Client.layer({ address: server.address, ...options }))).pipe(
+        Layer.provide(Server.layer({ address: address(), ...options }).pipe(Layer.provide(Layer.fresh(store))))
+      )
+    )
+  )
+
+suite(
+  "Client→Server(Dict) over a Unix socket",
+  served(Dict.layer, () => ({ path: socketPath() })),
+  {
+    propertyRuns: 10
+  }
+)
+
+suite(
+  "Client→Server(Buffer(Dict, Dict)) over TCP",
+  served(StoreBuffer.layer({ fast: Dict.layer, slow: Dict.layer, availableMemory: 8 * 1024 * 1024 }), () => ({
+    port: 0
+  })),
+  { propertyRuns: 10 }
+)
+
+const bytes = (s: string): Uint8Array => new TextEncoder().encode(s)
+const text = (u: Uint8Array): string => new TextDecoder().decode(u)
+
+/** Starts a server over a fresh Dict in the test's scope; returns where it listens. */
+const startServer = (address: Server.Address, options: { readonly maxFrameBytes?: number } = {}) =>
+  Effect.map(
+    Layer.build(Server.layer({ address, ...options }).pipe(Layer.provide(Layer.fresh(Dict.layer)))),
+    (context) => Context.get(context, Server.Server).address
+  )
+
+/** A client store in a scope of its own, closed with `close`. */
+const openClient = (address: Server.Address, options: { readonly maxFrameBytes?: number } = {}) =>
+  Effect.gen(function* () {
+    const scope = yield* Scope.make()
+    const store = yield* Client.make({ address, ...options }).pipe(Scope.provide(scope))
+    return { store, close: Scope.close(scope, Exit.void) }
+  })
+
+const connectOptions = (address: Server.Address) =>
+  "path" in address ? { path: address.path } : { host: address.host ?? "127.0.0.1", port: address.port }
+
+/**
+ * A raw connection that writes `frames` (with a pause between them), optionally
+ * half-closes, and reports whether the server closed the connection within
+ * `waitMs`.
+ */
+const rawSession = (
+  address: Server.Address,
+  frames: ReadonlyArray<Uint8Array>,
+  options: { readonly end?: boolean; readonly destroy?: boolean; readonly waitMs?: number } = {}
+) =>
+  Effect.promise(
+    () =>
+      new Promise<"closed by server" | "still open" | "destroyed">((resolve) => {
+        const socket = net.createConnection(connectOptions(address))
+        socket.on("error", () => {})
+        socket.on("data", () => {})
+        let timer: ReturnType<typeof setTimeout> | undefined
+        socket.on("close", () => {
+          if (timer !== undefined) clearTimeout(timer)
+          resolve(options.destroy ? "destroyed" : "closed by server")
+        })
+        socket.on("connect", async () => {
+          for (const frame of frames) {
+            socket.write(frame)
+            await new Promise((r) => setTimeout(r, 5))
+          }
+          if (options.destroy) {
+            socket.destroy()
+            return
+          }
+          if (options.end) socket.end()
+          timer = setTimeout(() => {
+            socket.destroy()
+            resolve("still open")
+          }, options.waitMs ?? 2000)
+        })
+      })
+  )
+
+const u32 = (n: number): Uint8Array => {
+  const out = new Uint8Array(4)
+  new DataView(out.buffer).setUint32(0, n, true)
+  return out
+}
+const concat = (...parts: ReadonlyArray<Uint8Array>): Uint8Array => new Uint8Array(globalThis.Buffer.concat(parts))
+
+/**
+ * Good clients append numbered records to their own keys concurrently while
+ * `attack` runs; afterwards each key holds every record exactly once, in
+ * order, and a new client is served.
+ */
+const withGoodClients = <A, E>(address: Server.Address, attack: Effect.Effect<A, E>) =>
+  Effect.gen(function* () {
+    const clients = 4
+    const rounds = 60
+    const good = Effect.forEach(
+      Array.from({ length: clients }, (_, c) => c),
+      (c) =>
+        Effect.gen(function* () {
+          const { store, close } = yield* openClient(address)
+          for (let r = 0; r < rounds; r++) {
+            yield* store.append({ [`good-${c}`]: pattern(100, r) })
+            if (r % 10 === 0) yield* Effect.sleep(2)
+          }
+          yield* close
+        }),
+      { concurrency: "unbounded", discard: true }
+    )
+    const [, result] = yield* Effect.all([good, attack], { concurrency: "unbounded" })
+    const { store, close } = yield* openClient(address)
+    const values = yield* store.get(Array.from({ length: clients }, (_, c) => `good-${c}`))
+    for (const value of values) {
+      expect(value.byteLength).toBe(rounds * 100)
+      for (let r = 0; r < rounds; r++) {
+        expect(globalThis.Buffer.from(value.subarray(r * 100, (r + 1) * 100)).equals(pattern(100, r))).toBe(true)
+      }
+    }
+    yield* close
+    return result
+  })
+
+describe("Server safety", () => {
+  it.live("a TCP server binds loopback by default", () =>
+    Effect.gen(function* () {
+      const address = yield* startServer({ port: 0 })
+      expect(address).toMatchObject({ host: "127.0.0.1" })
+      expect("port" in address && address.port > 0).toBe(true)
+    })
+  )
+
+  it.live("a Unix socket is owner-only and removed when the scope closes", () =>
+    Effect.gen(function* () {
+      const path = socketPath()
+      const scope = yield* Scope.make()
+      yield* startServer({ path }).pipe(Scope.provide(scope))
+      const stat = fs.statSync(path)
+      expect(stat.isSocket()).toBe(true)
+      expect(stat.mode & 0o777).toBe(0o600)
+      yield* Scope.close(scope, Exit.void)
+      expect(fs.existsSync(path)).toBe(false)
+    })
+  )
+
+  it.live("a stale socket file is replaced; a live one is not taken over", () =>
+    Effect.gen(function* () {
+      const path = socketPath()
+      // A process that dies while listening leaves its socket file behind.
+      const died = spawnSync(process.execPath, [
+        "-e",
+        "require('net').createServer().listen(process.argv[1], () => process.kill(process.pid, 'SIGKILL'))",
+        path
+      ])
+      expect(died.signal).toBe("SIGKILL")
+      expect(fs.statSync(path).isSocket()).toBe(true)
+      const address = yield* startServer({ path })
+      const { store, close } = yield* openClient(address)
+      yield* store.append({ a: bytes("served") })
+      expect(text((yield* store.get(["a"]))[0]!)).toBe("served")
+      yield* close
+      const second = yield* Effect.exit(startServer({ path }))
+      expect(String(second)).toContain("already listens")
+      // The first server still owns the path.
+      const again = yield* openClient(address)
+      expect(text((yield* again.store.get(["a"]))[0]!)).toBe("served")
+      yield* again.close
+    })
+  )
+
+  it.live("garbage bytes close that connection only", () =>
+    Effect.gen(function* () {
+      const address = yield* startServer({ path: socketPath() }, { maxFrameBytes: 1024 * 1024 })
+      const garbage = new Uint8Array(4096).map((_, i) => (i * 7919 + 13) & 0xff)
+      const outcomes = yield* withGoodClients(
+        address,
+        Effect.all(
+          [
+            // A plausible length, then bytes that are not MessagePack.
+            rawSession(address, [concat(u32(16), new Uint8Array(16).fill(0xc1))]),
+            // MessagePack that is not an RPC message.
+            rawSession(address, [concat(u32(9), u32(1), Uint8Array.of(0x2a), new Uint8Array(4))]),
+            // Noise whose first bytes read as an absurd length.
+            rawSession(address, [garbage])
+          ],
+          { concurrency: "unbounded" }
+        )
+      )
+      expect(outcomes).toEqual(["closed by server", "closed by server", "closed by server"])
+    })
+  )
+
+  it.live("an oversize frame closes that connection; the client that sent it gets Unavailable", () =>
+    Effect.gen(function* () {
+      const address = yield* startServer({ path: socketPath() }, { maxFrameBytes: 1024 * 1024 })
+      const outcome = yield* withGoodClients(
+        address,
+        Effect.gen(function* () {
+          const raw = yield* rawSession(address, [concat(u32(0xfffffff0), new Uint8Array(64))])
+          // A client that believes frames may be larger than the server accepts.
+          const { store, close } = yield* openClient(address, { maxFrameBytes: 8 * 1024 * 1024 })
+          const exit = yield* Effect.exit(store.append({ big: new Uint8Array(2 * 1024 * 1024) }))
+          // The same client reconnects (a request racing the reset may fail too).
+          yield* store.append({ small: bytes("ok") }).pipe(Effect.retry({ times: 5, schedule: Schedule.spaced(50) }))
+          const [small] = yield* store.get(["small"])
+          yield* close
+          return { raw, exit, small: text(small!) }
+        })
+      )
+      expect(outcome.raw).toBe("closed by server")
+      expect(Exit.isFailure(outcome.exit) && String(outcome.exit.cause)).toContain("Unavailable")
+      expect(outcome.small).toBe("ok")
+    })
+  )
+
+  it.live("truncated frames and clients that vanish mid-frame affect nobody else", () =>
+    Effect.gen(function* () {
+      const address = yield* startServer({ port: 0 }, { maxFrameBytes: 1024 * 1024 })
+      const outcomes = yield* withGoodClients(
+        address,
+        Effect.all(
+          [
+            // Half a frame, then a half-close: the rest never comes.
+            rawSession(address, [concat(u32(1000), new Uint8Array(100))], { end: true }),
+            // Half a frame, then gone.
+            rawSession(address, [concat(u32(100_000), new Uint8Array(50_000))], { destroy: true }),
+            // A frame header cut in two, then gone.
+            rawSession(address, [Uint8Array.of(0x10, 0x00)], { destroy: true })
+          ],
+          { concurrency: "unbounded" }
+        )
+      )
+      expect(outcomes).toEqual(["closed by server", "destroyed", "destroyed"])
+    })
+  )
+
+  it.live("clients that vanish mid-request (big reads, appends in flight) affect nobody else", () =>
+    Effect.gen(function* () {
+      const address = yield* startServer({ path: socketPath() })
+      const { store: setup, close: closeSetup } = yield* openClient(address)
+      yield* setup.append({ large: new Uint8Array(8 * 1024 * 1024).fill(7) })
+      yield* closeSetup
+      yield* withGoodClients(
+        address,
+        Effect.forEach(
+          [0, 1, 2],
+          (i) =>
+            Effect.gen(function* () {
+              const { store, close } = yield* openClient(address)
+              // Requests in flight when the connection goes away.
+              yield* Effect.forkChild(store.get(["large"]))
+              yield* Effect.forkChild(store.append({ [`vanished-${i}`]: new Uint8Array(256 * 1024).fill(i) }))
+              yield* Effect.sleep(i)
+              yield* close
+            }),
+          { concurrency: "unbounded", discard: true }
+        )
+      )
+      // Whatever of the vanished appends arrived, arrived whole.
+      const { store, close } = yield* openClient(address)
+      const vanished = yield* store.get(["vanished-0", "vanished-1", "vanished-2"])
+      for (const value of vanished) expect([0, 256 * 1024]).toContain(value.byteLength)
+      expect((yield* store.get(["large"]))[0]!.byteLength).toBe(8 * 1024 * 1024)
+      yield* close
+    })
+  )
+})
+
+describe("Client and Server", () => {
+  it.live("errors raised by the served store reach the client typed", () =>
+    Effect.gen(function* () {
+      const failing = Layer.effect(
+        Store.Store,
+        Store.make({
+          append: () => Effect.fail(new Store.StoreError({ reason: "Io", method: "append", description: "disk full" })),
+          get: (paths) => Effect.succeed(paths.map(() => new Uint8Array(0))),
+          iset: () => Effect.void,
+          delete: () => Effect.void,
+          drop: Effect.void
+        })
+      )
+      const context = yield* Layer.build(Server.layer({ address: { port: 0 } }).pipe(Layer.provide(failing)))
+      const address = Context.get(context, Server.Server).address
+      const { store, close } = yield* openClient(address)
+      const exit = yield* Effect.exit(store.append({ a: bytes("x") }))
+      yield* close
+      expect(Exit.isFailure(exit)).toBe(true)
+      if (Exit.isFailure(exit)) {
+        const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
+        expect(reason?._tag === "Fail" && reason.error).toBeInstanceOf(Store.StoreError)
+        expect(reason?._tag === "Fail" && reason.error).toMatchObject({
+          reason: "Io",
+          method: "append",
+          description: "disk full"
+        })
+      }
+    })
+  )
+
+  it.live("the server validates keys itself: a raw RPC client cannot escape with '..'", () =>
+    Effect.gen(function* () {
+      const address = yield* startServer({ path: socketPath() })
+      const protocol = yield* Layer.build(
+        RpcClient.layerProtocolSocket({ retryTransientErrors: false }).pipe(
+          Layer.provide(Wire.serialization()),
+          Layer.provide(NodeSocket.layerNet(connectOptions(address)))
+        )
+      )
+      const rpc = yield* RpcClient.make(Wire.Procedures, { disableTracing: true }).pipe(Effect.provide(protocol))
+      const escaped = yield* Effect.exit(rpc.Append({ paths: "../escape", values: [bytes("x")] }))
+      expect(String(escaped)).toContain("BadKey")
+      const mismatched = yield* Effect.exit(rpc.Append({ paths: "a\u0000b", values: [bytes("x")] }))
+      expect(String(mismatched)).toContain("Protocol")
+      const { store, close } = yield* openClient(address)
+      expect((yield* store.get(["a", "b", "escape"])).map((v) => v.byteLength)).toEqual([0, 0, 0])
+      yield* close
+    })
+  )
+
+  it.live("a client of a server that is not there fails with Unavailable", () =>
+    Effect.gen(function* () {
+      const { store, close } = yield* openClient({ path: socketPath() })
+      const exit = yield* Effect.exit(store.get(["a"]))
+      yield* close
+      expect(String(exit)).toContain("Unavailable")
+    })
+  )
+
+  it.live("an append larger than a frame is split; a chunk larger than a frame is BadValue", () =>
+    Effect.gen(function* () {
+      const maxFrameBytes = 1024 * 1024
+      const address = yield* startServer({ path: socketPath() }, { maxFrameBytes })
+      const { store, close } = yield* openClient(address, { maxFrameBytes })
+      const pieces = Array.from({ length: 24 }, (_, i) => [`k${i % 3}`, pattern(100 * 1024, i)] as const)
+      yield* store.append(pieces)
+      for (let k = 0; k < 3; k++) {
+        const [value] = yield* store.get([`k${k}`])
+        const expected = globalThis.Buffer.concat(pieces.filter(([key]) => key === `k${k}`).map(([, v]) => v))
+        expect(globalThis.Buffer.from(value!).equals(expected)).toBe(true)
+      }
+      const tooBig = yield* Effect.exit(store.append({ huge: new Uint8Array(2 * maxFrameBytes) }))
+      expect(String(tooBig)).toContain("BadValue")
+      // The answer to this get would exceed a frame: a typed error, and the connection stays usable.
+      const tooMuch = yield* Effect.exit(store.get(["k0", "k1", "k2"]))
+      expect(String(tooMuch)).toContain("Protocol")
+      expect((yield* store.get(["k0"]))[0]!.byteLength).toBe(8 * 100 * 1024)
+      yield* close
+    })
+  )
+
+  it("parses addresses", () => {
+    expect(Server.parseAddress("unix:/tmp/x.sock")).toEqual({ path: "/tmp/x.sock" })
+    expect(Server.parseAddress("/tmp/x.sock")).toEqual({ path: "/tmp/x.sock" })
+    expect(Server.parseAddress("tcp://127.0.0.1:5000")).toEqual({ host: "127.0.0.1", port: 5000 })
+    expect(Server.parseAddress("[::1]:5000")).toEqual({ host: "::1", port: 5000 })
+    expect(Server.parseAddress("5000")).toEqual({ port: 5000 })
+    expect(Server.parseAddress("localhost:99999")).toBeUndefined()
+    expect(Server.parseAddress("nonsense")).toBeUndefined()
+  })
+})

@@ -1,0 +1,99 @@
+/**
+ * Benchmark rows for Client and Server: a Client appending to a Server over
+ * Buffer(Dict, File), against partd-py's zmq `Client` of a `Server` over the
+ * same store (`serve(...)` in partd_bench.py).
+ *
+ * As on the Python side, where partd's Server runs in a thread of the
+ * benchmark's process, the barred row runs the server in the benchmark's
+ * process, over a Unix socket. The second row runs it as a separate
+ * `partd-server` process, as a deployment would, for information.
+ */
+import { spawn } from "node:child_process"
+import * as nodePath from "node:path"
+import { fileURLToPath } from "node:url"
+import { File } from "@partd/backend-file"
+import { Buffer, Client, Dict, Server, Store } from "@partd/core"
+import { Effect, Layer } from "effect"
+import type { BenchCase } from "./model.ts"
+
+// partd.Buffer's default available_memory, so that both sides do the same work.
+const availableMemory = 1e9
+const python = "serve(partd.Buffer(partd.Dict(), partd.File(tmpdir)))"
+const serverMain = nodePath.resolve(
+  nodePath.dirname(fileURLToPath(import.meta.url)),
+  "../../../packages/server/src/main.ts"
+)
+
+/** A `partd-server` child process at `dir`; SIGTERM when the scope closes. */
+const serverProcess = (dir: string) =>
+  Effect.acquireRelease(
+    Effect.callback<{ readonly address: string; readonly stop: Effect.Effect<void> }, Store.StoreError>((resume) => {
+      const socket = nodePath.join(dir, "server.sock")
+      const child = spawn(
+        process.execPath,
+        [
+          serverMain,
+          "--listen",
+          `unix:${socket}`,
+          "--dir",
+          nodePath.join(dir, "data"),
+          "--memory",
+          String(availableMemory)
+        ],
+        { stdio: ["ignore", "pipe", "inherit"] }
+      )
+      let out = ""
+      child.stdout.on("data", (d: Uint8Array) => {
+        out += String(d)
+        const listening = /listening on (\S+)/.exec(out)
+        if (listening !== null) {
+          resume(
+            Effect.succeed({
+              address: listening[1]!,
+              stop: Effect.callback<void>((done) => {
+                child.on("exit", () => done(Effect.void))
+                child.kill("SIGTERM")
+              })
+            })
+          )
+        }
+      })
+      child.on("exit", (code) => {
+        resume(
+          Effect.fail(
+            new Store.StoreError({
+              reason: "Unavailable",
+              method: "bench",
+              description: `partd-server exited with ${code}`
+            })
+          )
+        )
+      })
+    }),
+    (server) => server.stop
+  )
+
+export const serverCases: ReadonlyArray<BenchCase> = [
+  {
+    name: "Client→Server(Buffer(Dict, File))",
+    layer: (dir) => {
+      const address = { path: nodePath.join(dir, "server.sock") }
+      const served = Server.layer({ address }).pipe(
+        Layer.provide(Buffer.layer({ fast: Dict.layer, slow: File.layer({ dir }), availableMemory }))
+      )
+      return Client.layer({ address }).pipe(Layer.provide(served))
+    },
+    python,
+    workloads: ["W1", "W2"],
+    bars: [
+      { workload: "W1", metric: "appendMBps", atLeastTimesPartd: 5 },
+      { workload: "W2", metric: "appendMBps", atLeastTimesPartd: 5 }
+    ]
+  },
+  {
+    name: "Client→partd-server process",
+    layer: (dir) => Layer.unwrap(Effect.map(serverProcess(dir), (server) => Client.layer({ address: server.address }))),
+    python,
+    workloads: ["W1", "W2"]
+  }
+]
