@@ -17,7 +17,7 @@ import { Context, Effect, Exit, Layer, Scope } from "effect"
 
 const here = nodePath.dirname(fileURLToPath(import.meta.url))
 const appender = nodePath.join(here, "fixtures", "appender.ts")
-const serverMain = nodePath.resolve(here, "../../packages/server/src/main.ts")
+const serverMain = nodePath.resolve(here, "../../packages/backend-file/src/partd-server.ts")
 
 suite(
   "Client→Server(Buffer(Dict, File)) over a Unix socket",

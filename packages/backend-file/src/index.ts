@@ -22,3 +22,11 @@ export * as FileName from "./FileName.ts"
  * @since 0.1.0
  */
 export * as Lock from "./Lock.ts"
+
+/**
+ * The `partd-server` command: a File or Buffer(Dict, File) store served over
+ * a socket (the package's `partd-server` bin).
+ *
+ * @since 0.1.0
+ */
+export * as ServerCommand from "./ServerCommand.ts"

@@ -21,7 +21,7 @@ const availableMemory = 1e9
 const python = "serve(partd.Buffer(partd.Dict(), partd.File(tmpdir)))"
 const serverMain = nodePath.resolve(
   nodePath.dirname(fileURLToPath(import.meta.url)),
-  "../../../packages/server/src/main.ts"
+  "../../../packages/backend-file/src/partd-server.ts"
 )
 
 /** A `partd-server` child process at `dir`; SIGTERM when the scope closes. */

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `partd-server`: see `Cli.ts`. SIGINT and SIGTERM interrupt the server, which
+ * `partd-server`: see `ServerCommand.ts`. SIGINT and SIGTERM interrupt the server, which
  * flushes and releases everything before the process exits with code 0.
  *
  * @since 0.1.0
@@ -8,7 +8,7 @@
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Cause, Effect, Exit } from "effect"
 import { Command } from "effect/cli"
-import { command } from "./Cli.ts"
+import { command } from "./ServerCommand.ts"
 
 Command.run(command, { version: "0.1.0" }).pipe(
   Effect.provide(NodeServices.layer),

@@ -14,10 +14,10 @@
  *
  * @since 0.1.0
  */
-import { File } from "@partd/backend-file"
 import { Buffer, Dict, Server, Store } from "@partd/core"
 import { Console, Context, Effect, Layer } from "effect"
 import { Command, Flag } from "effect/cli"
+import * as File from "./File.ts"
 
 /**
  * The stores the command can serve.
