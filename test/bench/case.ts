@@ -62,6 +62,8 @@ const program = Effect.gen(function* () {
   const t0 = performance.now()
   yield* appendAll(store, calls)
   const t1 = performance.now()
+  // The memory bound is about appending; get's result (the whole workload) comes on top.
+  const appendPeakRssMB = process.resourceUsage().maxRSS / 1024
   const ratio = benchCase.reportRatio === true ? total / storedBytes(dir) : undefined
   const values = yield* store.get(allKeys(workload))
   const t2 = performance.now()
@@ -73,6 +75,7 @@ const program = Effect.gen(function* () {
     appendMBps: total / ((t1 - t0) / 1000) / 1e6,
     getMBps: total / ((t2 - t1) / 1000) / 1e6,
     problem: problem ?? null,
+    appendPeakRssMB,
     ...(ratio === undefined ? {} : { ratio })
   }
 }).pipe(Effect.provide(benchCase.layer(dir)))

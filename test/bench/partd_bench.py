@@ -76,6 +76,7 @@ def main():
         for batch in batches:
             store.append(batch)
         t1 = time.perf_counter()
+        append_peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         values = store.get(names)
         t2 = time.perf_counter()
         problem = None
@@ -94,6 +95,7 @@ def main():
             "appendMBps": total / (t1 - t0) / 1e6,
             "getMBps": total / (t2 - t1) / 1e6,
             "peakRssMB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "appendPeakRssMB": append_peak_rss,
             "problem": problem,
         }))
         store.drop()
