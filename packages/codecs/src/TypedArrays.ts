@@ -30,7 +30,7 @@
  *
  * @since 0.1.0
  */
-import { Encode, Key, Store } from "@partd/core"
+import { Encode, type Key, Store } from "@partd/core"
 import { Effect, Layer, type Scope } from "effect"
 import type * as Context from "effect/Context"
 
@@ -177,8 +177,7 @@ export const make = (inner: Store.Shape): Effect.Effect<TypedArrayStore, never, 
         known.clear()
       })
     )
-    const closedError = (method: string) =>
-      new Store.StoreError({ reason: "Closed", method, description: "the store's scope has closed" })
+    const closedError = Store.closedError
 
     /** Reads the stored dtypes of the paths whose dtype this instance does not know yet. */
     const learn = (paths: ReadonlyArray<Key.Path>) =>
@@ -286,12 +285,8 @@ export const make = (inner: Store.Shape): Effect.Effect<TypedArrayStore, never, 
       iset: (key, value) =>
         Effect.suspend(() => {
           if (closed) return Effect.fail(closedError("iset"))
-          const path = Key.toPath(key)
-          if (path instanceof Key.Invalid) {
-            return Effect.fail(
-              new Store.StoreError({ reason: "BadKey", method: "iset", key: Key.show(key), description: path.problem })
-            )
-          }
+          const path = Store.toPathOrError("iset", key)
+          if (path instanceof Store.StoreError) return Effect.fail(path)
           return Effect.flatMap(prepare([path], [value]), ({ bytes, incoming }) => {
             const dtype = incoming.get(path)!
             return inner.iset(dtypePath(path), encoder.encode(dtype)).pipe(

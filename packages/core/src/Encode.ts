@@ -500,8 +500,7 @@ export interface EncodedStore<A, J = A> {
  */
 export const Tag = <Self, A, J = A>() => Context.Service<Self, EncodedStore<A, J>>()
 
-const closedError = (method: string) =>
-  new Store.StoreError({ reason: "Closed", method, description: "the store's scope has closed" })
+const closedError = Store.closedError
 
 /**
  * Splits a typed `append` input into validated paths and values, or the
@@ -532,10 +531,8 @@ export const toEntries = <A>(
     return { paths: keys.paths, values: given }
   }
   const add = (key: unknown, value: A): Store.StoreError | undefined => {
-    const path = Key.toPath(key)
-    if (path instanceof Key.Invalid) {
-      return new Store.StoreError({ reason: "BadKey", method, key: Key.show(key), description: path.problem })
-    }
+    const path = Store.toPathOrError(method, key)
+    if (path instanceof Store.StoreError) return path
     paths.push(path)
     values.push(value)
     return undefined
@@ -603,12 +600,8 @@ export const makeEncoded = <A, J>(
       iset: (key, value) =>
         Effect.suspend(() => {
           if (closed) return Effect.fail(closedError("iset"))
-          const path = Key.toPath(key)
-          if (path instanceof Key.Invalid) {
-            return Effect.fail(
-              new Store.StoreError({ reason: "BadKey", method: "iset", key: Key.show(key), description: path.problem })
-            )
-          }
+          const path = Store.toPathOrError("iset", key)
+          if (path instanceof Store.StoreError) return Effect.fail(path)
           return Effect.flatMap(encodeFrames(codec, [path], [value]), (framed) => inner.iset(path, framed[0]!))
         }),
       delete: (keys) => Effect.suspend(() => (closed ? Effect.fail(closedError("delete")) : inner.delete(keys))),

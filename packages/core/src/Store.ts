@@ -184,6 +184,29 @@ export interface Backend {
 const badKey = (method: string, key: unknown, problem: string) =>
   new StoreError({ reason: "BadKey", method, key: Key.show(key), description: problem })
 
+/**
+ * Validates one key into its path, or the `BadKey` error for it: for stores
+ * that validate keys themselves (typed stores, which do not go through
+ * {@link make}).
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const toPathOrError = (method: string, key: unknown): Key.Path | StoreError => {
+  const path = Key.toPath(key)
+  return path instanceof Key.Invalid ? badKey(method, key, path.problem) : path
+}
+
+/**
+ * The error every operation of a store fails with once the store's scope has
+ * closed.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const closedError = (method: string): StoreError =>
+  new StoreError({ reason: "Closed", method, description: "the store's scope has closed" })
+
 const badValue = (method: string, key: unknown, value: unknown) =>
   new StoreError({
     reason: "BadValue",
@@ -191,9 +214,6 @@ const badValue = (method: string, key: unknown, value: unknown) =>
     key: Key.show(key),
     description: `a value must be a Uint8Array, got ${value === null ? "null" : typeof value}`
   })
-
-const closedError = (method: string) =>
-  new StoreError({ reason: "Closed", method, description: "the store's scope has closed" })
 
 /**
  * An `append` input, validated: parallel arrays of paths and chunks.
