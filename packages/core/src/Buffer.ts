@@ -2,9 +2,11 @@
  * Buffer: a memory-bounded fast store in front of a slow one, partd's
  * `Buffer(Dict(), File(), available_memory=...)`.
  *
- * Appends go to the fast store. When the bytes held in memory pass three
- * quarters of `availableMemory`, a background fiber spills the largest keys
- * to the slow store until memory is back to half the bound; an append that
+ * Appends go to the fast store. When the bytes held in memory pass 95% of
+ * `availableMemory`, a background fiber spills the largest keys to the slow
+ * store until memory is back to 85% of the bound (spilling little at a time
+ * keeps the most data in memory and writes the least to the slow store, as
+ * partd's Buffer does, which spills a tenth of its memory); an append that
  * would push memory past the bound waits until the flusher has made room
  * (backpressure), so memory stays bounded however fast writers append. A
  * single batch larger than the bound is let through when memory is empty.
@@ -125,8 +127,8 @@ export const make = (
         description: `availableMemory must be a positive number of bytes, got ${bound}`
       })
     }
-    const highWater = bound * 0.75
-    const lowWater = bound * 0.5
+    const highWater = bound * 0.95
+    const lowWater = bound * 0.85
 
     // Guards the fast store and `held`: appends, reads and the take step.
     const lock = yield* Semaphore.make(1)
