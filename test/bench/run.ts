@@ -6,6 +6,7 @@
  *   npm run bench                      all rows, best of 3 runs each
  *   npm run bench -- --runs 1          one run each
  *   npm run bench -- --only Buffer     rows whose name contains "Buffer"
+ *   npm run bench -- --no-warmup       measure cold: no untimed warm-up pass first
  *
  * Results are written as JSON to bench-results/ (not committed).
  */
@@ -27,6 +28,8 @@ const argValue = (flag: string): string | undefined => {
 }
 const runs = Number(argValue("--runs") ?? 3)
 const only = argValue("--only")
+// Each measurement follows an untimed warm-up pass of the same workload on its own store, on both sides.
+const warmup = !process.argv.includes("--no-warmup")
 
 interface Measurement {
   readonly appendMBps: number
@@ -119,12 +122,19 @@ for (const benchCase of selected) {
     const label = `[${index}/${total}] ${benchCase.name} ${workloadName}`
     const ours = best(
       `${label} (ts)`,
-      () => runChild(process.execPath, ["--expose-gc", path.join(here, "case.ts"), benchCase.name, workloadName]),
+      () =>
+        runChild(process.execPath, [
+          "--expose-gc",
+          path.join(here, "case.ts"),
+          benchCase.name,
+          workloadName,
+          ...(warmup ? [] : ["--no-warmup"])
+        ]),
       Math.min(runs, benchCase.maxRuns ?? runs)
     )
     let partd: Measurement | string | undefined
     if (python !== undefined && benchCase.python !== undefined) {
-      const spec = JSON.stringify({ ...workloads[workloadName]!, python: benchCase.python })
+      const spec = JSON.stringify({ ...workloads[workloadName]!, python: benchCase.python, warmup })
       partd = best(`${label} (partd-py)`, () => runChild(python, [path.join(here, "partd_bench.py"), spec]))
     }
     let reference: ReferenceMeasurement | string | undefined
@@ -151,6 +161,7 @@ const pad = (s: string, n: number): string => s.padEnd(n)
 
 console.log(
   `partd-ts benchmark — node ${process.version}, ${runs === 1 ? "1 run" : `best of ${runs} runs`}` +
+    (warmup ? ", each after an untimed warm-up pass (both sides)" : ", cold (no warm-up pass)") +
     (python === undefined ? ", Python partd not found (apt-get install python3-partd)" : `, Python partd via ${python}`)
 )
 console.log("")
