@@ -17,6 +17,13 @@ const LF = 10
 /** Bytes needed for the decimal digits of a non-negative integer. */
 const digits = (n: number): number => (n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : n < 10000 ? 4 : String(n).length)
 
+/** Writes `\r\n` at `offset`; returns the offset after it. */
+const crlf = (buf: Buffer, offset: number): number => {
+  buf[offset] = CR
+  buf[offset + 1] = LF
+  return offset + 2
+}
+
 /** Writes `<marker><n>\r\n` at `offset`; returns the offset after it. */
 const header = (buf: Buffer, offset: number, marker: number, n: number): number => {
   buf[offset++] = marker
@@ -25,10 +32,14 @@ const header = (buf: Buffer, offset: number, marker: number, n: number): number 
     buf[offset + i] = 48 + (n % 10)
     n = Math.floor(n / 10)
   }
-  offset += length
-  buf[offset++] = CR
-  buf[offset++] = LF
-  return offset
+  return crlf(buf, offset + length)
+}
+
+/** Writes the bulk string `$<n>\r\n<bytes>\r\n` at `offset`; returns the offset after it. */
+const bulk = (buf: Buffer, offset: number, bytes: Uint8Array): number => {
+  offset = header(buf, offset, 36 /* $ */, bytes.byteLength)
+  buf.set(bytes, offset)
+  return crlf(buf, offset + bytes.byteLength)
 }
 
 /** The length of a string that is all ASCII (its UTF-8 byte length), or -1. */
@@ -76,8 +87,7 @@ export const keyBlock = (prefix: Buffer, paths: ReadonlyArray<string>, start: nu
     } else {
       offset += buf.write(path, offset, n, "utf8")
     }
-    buf[offset++] = CR
-    buf[offset++] = LF
+    offset = crlf(buf, offset)
   }
   return buf
 }
@@ -110,23 +120,12 @@ export const evalWithKeys = (
   let offset = header(buf, 0, 42 /* * */, 3 + 2 * count)
   offset = header(buf, offset, 36 /* $ */, 4)
   offset += buf.write("EVAL\r\n", offset, "latin1")
-  offset = header(buf, offset, 36, script.byteLength)
-  offset += script.copy(buf, offset)
-  buf[offset++] = CR
-  buf[offset++] = LF
+  offset = bulk(buf, offset, script)
   offset = header(buf, offset, 36, digits(count))
   offset += buf.write(String(count), offset, "latin1")
-  buf[offset++] = CR
-  buf[offset++] = LF
+  offset = crlf(buf, offset)
   offset += keys.copy(buf, offset)
-  for (let i = start; i < end; i++) {
-    const value = values[i]!
-    offset = header(buf, offset, 36, value.byteLength)
-    buf.set(value, offset)
-    offset += value.byteLength
-    buf[offset++] = CR
-    buf[offset++] = LF
-  }
+  for (let i = start; i < end; i++) offset = bulk(buf, offset, values[i]!)
   return buf
 }
 
