@@ -1,13 +1,15 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as nodePath from "node:path"
-import { describe, expect, it } from "@effect/vitest"
+import { afterAll, describe, expect, it } from "@effect/vitest"
 import { File, FileName } from "@partd/backend-file"
 import { Buffer, Dict, Store } from "@partd/core"
 import { suite } from "@partd/test/StoreSuite"
 import { Cause, Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
 
+// The explicit-dir store drops its own directory on close; its parent is the test's to remove.
 const explicitDir = fs.mkdtempSync(nodePath.join(os.tmpdir(), "partd-file-suite-"))
+afterAll(() => fs.rmSync(explicitDir, { recursive: true, force: true }))
 
 suite("File (temp dir)", File.layer(), { propertyRuns: 15 })
 suite("File (explicit dir)", File.layer({ path: nodePath.join(explicitDir, "store"), dropOnClose: true }), {
