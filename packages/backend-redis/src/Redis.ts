@@ -106,6 +106,9 @@ const DEFAULT_READY_TIMEOUT = Duration.seconds(10)
  */
 const SCRIPT_MAX_KEYS = 1024
 const SCRIPT_MAX_BYTES = 1 << 20
+/** Script buffers kept for reuse, and the smallest one allocated. */
+const MAX_SPARE_BUFFERS = 4
+const MIN_SCRIPT_BUFFER = 64 * 1024
 
 /**
  * `APPEND` of the i-th value argument to the i-th key argument, in order (the
@@ -458,6 +461,25 @@ export const make = (
       }
       return block
     }
+    // Encoded scripts are written into reused buffers: a fresh buffer of a few
+    // hundred KiB per call makes the garbage collector run far more often
+    // (measured on W1: a quarter of the append time). A buffer is reused only
+    // after its command succeeded: Redis answers only once it has read the
+    // whole command, so the socket is done with it. After a failure (a
+    // timeout may fire while the bytes still wait in the socket) it is left
+    // to the garbage collector.
+    const spare: Array<Buffer> = []
+    const takeBuffer = (size: number): Buffer => {
+      let best = -1
+      for (let i = 0; i < spare.length; i++) {
+        if (spare[i]!.byteLength >= size && (best === -1 || spare[i]!.byteLength < spare[best]!.byteLength)) best = i
+      }
+      const buffer = best === -1 ? Buffer.allocUnsafeSlow(Math.max(size, MIN_SCRIPT_BUFFER)) : spare.splice(best, 1)[0]!
+      return buffer.subarray(0, size)
+    }
+    const reuseBuffer = (encoded: Buffer): void => {
+      if (spare.length < MAX_SPARE_BUFFERS) spare.push(Buffer.from(encoded.buffer, encoded.byteOffset))
+    }
     const appendScripts = (c: IORedis, paths: ReadonlyArray<string>, values: ReadonlyArray<Uint8Array>) => {
       const sent: Array<Promise<unknown>> = []
       const n = paths.length
@@ -469,8 +491,9 @@ export const make = (
           bytes += values[end]!.byteLength
           end++
         }
-        const encoded = Resp.evalWithKeys(APPEND_SCRIPT, keysFor(paths, start, end), values, start, end)
-        sent.push(c.sendCommand(new EncodedCommand("eval", encoded)) as Promise<unknown>)
+        const encoded = Resp.evalWithKeys(APPEND_SCRIPT, keysFor(paths, start, end), values, start, end, takeBuffer)
+        const reply = c.sendCommand(new EncodedCommand("eval", encoded)) as Promise<unknown>
+        sent.push(reply.then(() => reuseBuffer(encoded)))
         start = end
       }
       return Promise.all(sent)

@@ -94,7 +94,9 @@ export const keyBlock = (prefix: Buffer, paths: ReadonlyArray<string>, start: nu
 
 /**
  * Encodes `EVAL <script> <count> <keys…> <values[i]…>` for `i` in
- * `[start, end)`, where `keys` is the {@link keyBlock} of the same range.
+ * `[start, end)`, where `keys` is the {@link keyBlock} of the same range,
+ * into a buffer of exactly the command's size from `allocate` (whose
+ * contents need not be initialized: every byte is written).
  *
  * @since 0.1.0
  * @category encoding
@@ -104,7 +106,8 @@ export const evalWithKeys = (
   keys: Buffer,
   values: ReadonlyArray<Uint8Array>,
   start: number,
-  end: number
+  end: number,
+  allocate: (size: number) => Buffer = Buffer.allocUnsafe
 ): Buffer => {
   const count = end - start
   let size =
@@ -116,7 +119,7 @@ export const evalWithKeys = (
     bulkSize(digits(count)) +
     keys.byteLength
   for (let i = start; i < end; i++) size += bulkSize(values[i]!.byteLength)
-  const buf = Buffer.allocUnsafe(size)
+  const buf = allocate(size)
   let offset = header(buf, 0, 42 /* * */, 3 + 2 * count)
   offset = header(buf, offset, 36 /* $ */, 4)
   offset += buf.write("EVAL\r\n", offset, "latin1")
