@@ -209,7 +209,7 @@ export const make = (
                   // The fast store has let go of these chunks: they are ours now.
                   for (let i = 0; i < inFast.length; i++) {
                     const h = held.get(inFast[i]!)!
-                    for (const chunk of chunks[i]!) h.stranded.push(chunk)
+                    h.stranded = h.stranded.length === 0 ? chunks[i]!.slice() : h.stranded.concat(chunks[i]!)
                     h.strandedBytes += h.fast
                     h.fast = 0
                   }
@@ -224,12 +224,16 @@ export const make = (
             if (keys.length === 0) return
             // Hand the chunks over as they are, a path repeated once per chunk:
             // no copy here; a slow store that writes batches them per path.
-            const paths: Array<Key.Path> = []
-            const values: Array<Uint8Array> = []
+            let count = 0
+            for (const path of keys) count += held.get(path)!.stranded.length
+            const paths = new Array<Key.Path>(count)
+            const values = new Array<Uint8Array>(count)
+            let at = 0
             for (const path of keys) {
-              for (const chunk of held.get(path)!.stranded) {
-                paths.push(path)
-                values.push(chunk)
+              const stranded = held.get(path)!.stranded
+              for (let i = 0; i < stranded.length; i++, at++) {
+                paths[at] = path
+                values[at] = stranded[i]!
               }
             }
             const result = yield* Effect.exit(slow.append(paths, values))
