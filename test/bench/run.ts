@@ -27,6 +27,10 @@ const argValue = (flag: string): string | undefined => {
   return i === -1 ? undefined : process.argv[i + 1]
 }
 const runs = Number(argValue("--runs") ?? 3)
+if (!Number.isInteger(runs) || runs < 1) {
+  console.error(`--runs takes a positive whole number, got ${argValue("--runs")}`)
+  process.exit(2)
+}
 const only = argValue("--only")
 // Each measurement follows an untimed warm-up pass of the same workload on its own store, on both sides.
 const warmup = !process.argv.includes("--no-warmup")
@@ -61,29 +65,20 @@ const runChild = (command: string, args: ReadonlyArray<string>): Measurement | s
   }
 }
 
-/** Best of `runs`: highest throughput, lowest peak RSS seen. */
-const best = (label: string, run: () => Measurement | string, times = runs): Measurement | string => {
-  let result: Measurement | undefined
-  for (let i = 0; i < times; i++) {
-    progress(`${label} run ${i + 1}/${times}`)
-    const m = run()
-    if (typeof m === "string") return m
-    result =
-      result === undefined
-        ? m
-        : {
-            appendMBps: Math.max(result.appendMBps, m.appendMBps),
-            getMBps: Math.max(result.getMBps, m.getMBps),
-            peakRssMB: Math.min(result.peakRssMB, m.peakRssMB),
-            ...(m.appendPeakRssMB === undefined
-              ? {}
-              : { appendPeakRssMB: Math.min(result.appendPeakRssMB ?? m.appendPeakRssMB, m.appendPeakRssMB) }),
-            problem: result.problem ?? m.problem ?? null,
-            ...(m.ratio === undefined ? {} : { ratio: m.ratio })
-          }
-  }
-  return result!
-}
+/** The better of two measurements of one side: highest throughput, lowest peak RSS. */
+const better = (best: Measurement | undefined, m: Measurement): Measurement =>
+  best === undefined
+    ? m
+    : {
+        appendMBps: Math.max(best.appendMBps, m.appendMBps),
+        getMBps: Math.max(best.getMBps, m.getMBps),
+        peakRssMB: Math.min(best.peakRssMB, m.peakRssMB),
+        ...(m.appendPeakRssMB === undefined
+          ? {}
+          : { appendPeakRssMB: Math.min(best.appendPeakRssMB ?? m.appendPeakRssMB, m.appendPeakRssMB) }),
+        problem: best.problem ?? m.problem ?? null,
+        ...(m.ratio === undefined ? {} : { ratio: m.ratio })
+      }
 
 interface Row {
   readonly name: string
@@ -94,22 +89,16 @@ interface Row {
   readonly reference?: ReferenceMeasurement | string
 }
 
-/** Best of `runs` of a reference program, each in its own child process. */
-const bestReference = (label: string, caseName: string, workloadName: string): ReferenceMeasurement | string => {
-  let result: ReferenceMeasurement | undefined
-  for (let i = 0; i < runs; i++) {
-    progress(`${label} run ${i + 1}/${runs}`)
-    const child = spawnSync(process.execPath, [path.join(here, "case.ts"), caseName, workloadName, "--reference"], {
-      cwd: root,
-      encoding: "utf8",
-      maxBuffer: 16 * 1024 * 1024
-    })
-    if (child.status !== 0)
-      return `exit ${child.status}: ${(child.stderr || child.stdout).trim().split("\n").slice(-3).join(" ")}`
-    const m = JSON.parse(child.stdout.trim().split("\n").pop() ?? "{}") as ReferenceMeasurement
-    if (result === undefined || m.opsPerSecond > result.opsPerSecond) result = m
-  }
-  return result!
+/** One run of a reference program, in its own child process. */
+const runReference = (caseName: string, workloadName: string): ReferenceMeasurement | string => {
+  const child = spawnSync(process.execPath, [path.join(here, "case.ts"), caseName, workloadName, "--reference"], {
+    cwd: root,
+    encoding: "utf8",
+    maxBuffer: 16 * 1024 * 1024
+  })
+  if (child.status !== 0)
+    return `exit ${child.status}: ${(child.stderr || child.stdout).trim().split("\n").slice(-3).join(" ")}`
+  return JSON.parse(child.stdout.trim().split("\n").pop() ?? "{}") as ReferenceMeasurement
 }
 
 const selected = cases.filter((c) => only === undefined || c.name.includes(only))
@@ -120,33 +109,47 @@ for (const benchCase of selected) {
   for (const workloadName of benchCase.workloads) {
     index++
     const label = `[${index}/${total}] ${benchCase.name} ${workloadName}`
-    const ours = best(
-      `${label} (ts)`,
-      () =>
-        runChild(process.execPath, [
+    const oursRuns = Math.min(runs, benchCase.maxRuns ?? runs)
+    const spec =
+      python !== undefined && benchCase.python !== undefined
+        ? JSON.stringify({ ...workloads[workloadName]!, python: benchCase.python, warmup })
+        : undefined
+    const unavailable = benchCase.reference?.unavailable()
+    // Best of `runs` on each side, the sides taking turns run by run: the
+    // machine's speed drifts during a benchmark (creating a file took from
+    // 0.07 to 0.8 ms here, minutes apart), and a drift should weigh on both
+    // sides of a ratio alike rather than on whichever side ran during it.
+    let ours: Measurement | string | undefined
+    let partd: Measurement | string | undefined
+    let reference: ReferenceMeasurement | string | undefined = unavailable
+    for (let i = 0; i < runs; i++) {
+      if (i < oursRuns && typeof ours !== "string") {
+        progress(`${label} (ts) run ${i + 1}/${oursRuns}`)
+        const m = runChild(process.execPath, [
           "--expose-gc",
           path.join(here, "case.ts"),
           benchCase.name,
           workloadName,
           ...(warmup ? [] : ["--no-warmup"])
-        ]),
-      Math.min(runs, benchCase.maxRuns ?? runs)
-    )
-    let partd: Measurement | string | undefined
-    if (python !== undefined && benchCase.python !== undefined) {
-      const spec = JSON.stringify({ ...workloads[workloadName]!, python: benchCase.python, warmup })
-      partd = best(`${label} (partd-py)`, () => runChild(python, [path.join(here, "partd_bench.py"), spec]))
-    }
-    let reference: ReferenceMeasurement | string | undefined
-    if (benchCase.reference !== undefined) {
-      reference =
-        benchCase.reference.unavailable() ??
-        bestReference(`${label} (${benchCase.reference.name})`, benchCase.name, workloadName)
+        ])
+        ours = typeof m === "string" ? m : better(ours, m)
+      }
+      if (spec !== undefined && python !== undefined && typeof partd !== "string") {
+        progress(`${label} (partd-py) run ${i + 1}/${runs}`)
+        const m = runChild(python, [path.join(here, "partd_bench.py"), spec])
+        partd = typeof m === "string" ? m : better(partd, m)
+      }
+      if (benchCase.reference !== undefined && unavailable === undefined && typeof reference !== "string") {
+        progress(`${label} (${benchCase.reference.name}) run ${i + 1}/${runs}`)
+        const m = runReference(benchCase.name, workloadName)
+        if (typeof m === "string" || reference === undefined || m.opsPerSecond > reference.opsPerSecond) reference = m
+      }
     }
     rows.push({
       name: benchCase.name,
       workload: workloadName,
-      ours,
+      // Every case runs at least once (`runs` ≥ 1, `maxRuns` ≥ 1).
+      ours: ours!,
       partd,
       ...(reference === undefined ? {} : { reference })
     })
