@@ -4,8 +4,10 @@
  *
  * The server is an `effect/rpc` server (see `Wire` for the procedures) over
  * `effect/socket`, on Node's `net` module. Each request is one call to the
- * served store, so a call's chunks are applied together, and a client that
- * awaits each append sees its appends applied in its own order.
+ * served store, so a call's chunks are applied together, and each
+ * connection's requests are applied one at a time, in the order they
+ * arrived: a client's appends land in its own order even when it does not
+ * wait for their answers (see `Pipelined`).
  *
  * Safety, because a socket is a door into the store:
  *
@@ -31,9 +33,9 @@ import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as NodePath from "node:path"
 import { NodeSocketServer } from "@effect/platform-node"
-import { Context, Effect, Layer } from "effect"
+import { Context, Deferred, Effect, Layer } from "effect"
 import { NetAddress } from "effect/net"
-import { RpcServer } from "effect/rpc"
+import { type Rpc, RpcServer } from "effect/rpc"
 import { SocketServer } from "effect/socket"
 import type * as Key from "./Key.ts"
 import * as Store from "./Store.ts"
@@ -148,44 +150,75 @@ const makePathCache = () => {
   }
 }
 
+/**
+ * Runs each connection's requests one at a time, in the order they arrived,
+ * as partd's server does: a client may send appends without waiting for
+ * their answers (see `Pipelined`), and they must land in the order it sent
+ * them, whatever the served store's own scheduling (a `Buffer` waiting for
+ * room lets a smaller append overtake a larger one). Different connections
+ * still run concurrently. A handler is called when its request arrives, so
+ * the chain is built in arrival order; a request ends its turn however it
+ * ends, interrupted included.
+ */
+const makeSequencer = () => {
+  const last = new WeakMap<Rpc.ServerClient, Deferred.Deferred<void>>()
+  return <A, E>(client: Rpc.ServerClient, effect: Effect.Effect<A, E>): Effect.Effect<A, E> => {
+    const previous = last.get(client)
+    const done = Deferred.makeUnsafe<void>()
+    last.set(client, done)
+    const turn = previous === undefined ? effect : Effect.andThen(Deferred.await(previous), effect)
+    return Effect.ensuring(turn, Deferred.succeed(done, undefined))
+  }
+}
+
 const handlers = (store: Store.Shape, maxFrameBytes: number) => {
   const backend = Store.toBackend(store)
   const pathsOf = makePathCache()
+  const inOrder = makeSequencer()
   return Wire.Procedures.of({
-    Append: ({ paths, values }) =>
-      Effect.suspend(() => {
-        // Validated paths go to the store's backend as the parallel arrays it
-        // takes, with no pair per chunk on the way.
-        const valid = pathsOf("append", paths, values.length)
-        if (valid instanceof Store.StoreError) return Effect.fail(valid)
-        return valid.length === 0 ? Effect.void : backend.append(valid, values)
-      }),
-    Get: ({ paths, count }) =>
-      Effect.suspend(() => {
-        const valid = pathsOf("get", paths, count)
-        if (valid instanceof Store.StoreError) return Effect.fail(valid)
-        return Effect.flatMap(store.get(valid), (values) => {
-          let total = 0
-          for (let i = 0; i < values.length; i++) total += values[i]!.byteLength + 8
-          // Checked here so that the client gets a typed error, not a closed connection.
-          return total + 64 * 1024 > maxFrameBytes
-            ? Effect.fail(
-                new Store.StoreError({
-                  reason: "Protocol",
-                  method: "get",
-                  description: `the answer of ${total} bytes exceeds the frame limit of ${maxFrameBytes} bytes: get fewer keys at a time`
-                })
-              )
-            : Effect.succeed(values)
+    Append: ({ paths, values }, { client }) =>
+      inOrder(
+        client,
+        Effect.suspend(() => {
+          // Validated paths go to the store's backend as the parallel arrays it
+          // takes, with no pair per chunk on the way.
+          const valid = pathsOf("append", paths, values.length)
+          if (valid instanceof Store.StoreError) return Effect.fail(valid)
+          return valid.length === 0 ? Effect.void : backend.append(valid, values)
         })
-      }),
-    Iset: ({ path, value }) => store.iset(path, value),
-    Delete: ({ paths, count }) =>
-      Effect.suspend(() => {
-        const split = Wire.splitPaths("delete", paths, count)
-        return split instanceof Store.StoreError ? Effect.fail(split) : store.delete(split)
-      }),
-    Drop: () => store.drop
+      ),
+    Get: ({ paths, count }, { client }) =>
+      inOrder(
+        client,
+        Effect.suspend(() => {
+          const valid = pathsOf("get", paths, count)
+          if (valid instanceof Store.StoreError) return Effect.fail(valid)
+          return Effect.flatMap(store.get(valid), (values) => {
+            let total = 0
+            for (let i = 0; i < values.length; i++) total += values[i]!.byteLength + 8
+            // Checked here so that the client gets a typed error, not a closed connection.
+            return total + 64 * 1024 > maxFrameBytes
+              ? Effect.fail(
+                  new Store.StoreError({
+                    reason: "Protocol",
+                    method: "get",
+                    description: `the answer of ${total} bytes exceeds the frame limit of ${maxFrameBytes} bytes: get fewer keys at a time`
+                  })
+                )
+              : Effect.succeed(values)
+          })
+        })
+      ),
+    Iset: ({ path, value }, { client }) => inOrder(client, store.iset(path, value)),
+    Delete: ({ paths, count }, { client }) =>
+      inOrder(
+        client,
+        Effect.suspend(() => {
+          const split = Wire.splitPaths("delete", paths, count)
+          return split instanceof Store.StoreError ? Effect.fail(split) : store.delete(split)
+        })
+      ),
+    Drop: (_, { client }) => inOrder(client, store.drop)
   })
 }
 

@@ -48,6 +48,14 @@ export * as Framing from "./Framing.ts"
  */
 export * as Key from "./Key.ts"
 /**
+ * Pipelined: appends that do not wait for the store's answer before the
+ * caller goes on, as partd's zmq `Client` appends.
+ *
+ * @since 0.1.0
+ */
+export * as Pipelined from "./Pipelined.ts"
+
+/**
  * Server: serves a store to many processes over a Unix socket or TCP.
  *
  * @since 0.1.0

@@ -5,7 +5,7 @@ import * as os from "node:os"
 import * as nodePath from "node:path"
 import { NodeSocket } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Client, Dict, Server, Store, Buffer as StoreBuffer, Wire } from "@partd/core"
+import { Client, Dict, Pipelined, Server, Store, Buffer as StoreBuffer, Wire } from "@partd/core"
 import { pattern, suite } from "@partd/test/StoreSuite"
 import { Context, Effect, Exit, Layer, Schedule, Scope } from "effect"
 import { RpcClient } from "effect/rpc"
@@ -41,6 +41,20 @@ suite(
   served(StoreBuffer.layer({ fast: Dict.layer, slow: Dict.layer, availableMemory: 8 * 1024 * 1024 }), () => ({
     port: 0
   })),
+  { propertyRuns: 10 }
+)
+
+// A client that does not wait for its appends' answers: the server must still
+// apply them in order, also when the Buffer it serves makes appends wait for room.
+suite(
+  "Pipelined(Client→Server(Buffer(Dict, Dict))) over a Unix socket",
+  Pipelined.layer({ maxPending: 8 }).pipe(
+    Layer.provide(
+      served(StoreBuffer.layer({ fast: Dict.layer, slow: Dict.layer, availableMemory: 1024 }), () => ({
+        path: socketPath()
+      }))
+    )
+  ),
   { propertyRuns: 10 }
 )
 

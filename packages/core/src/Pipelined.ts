@@ -1,0 +1,144 @@
+/**
+ * Pipelined: appends that do not wait for the store's answer before the
+ * caller goes on, as partd's zmq `Client` appends, and as
+ * `redis-benchmark -P` drives a server.
+ *
+ * Over a store that talks to a server (Redis, a `Client`), an `append` that
+ * waits for its answer leaves the server idle while the caller prepares the
+ * next call, and the caller idle while the server works. With
+ * `Pipelined.layer({ maxPending: n })` in front, up to n appends are on their
+ * way at once, so both sides work at the same time.
+ *
+ * What a caller can count on:
+ *
+ * - `append` starts the inner store's append and returns once it has been
+ *   handed over (for Redis or a `Client`: written to the connection), unless
+ *   `maxPending` earlier appends are still unanswered: then it first waits
+ *   for the oldest.
+ * - An append that fails at once (a bad key or value) fails its own call.
+ * - An append that fails later (the disk, a lost connection) is not lost
+ *   silently: its error fails the next operation on this store, whichever it
+ *   is, once. Appends started after it may have been applied.
+ * - `get`, `iset`, `delete` and `drop` first wait for every pending append,
+ *   so a caller always reads its own writes.
+ * - When the scope closes, pending appends are awaited, and a failure among
+ *   them is logged.
+ *
+ * Appends start in call order, and the inner store must apply them in the
+ * order they start: Redis runs one connection's commands in order, and a
+ * `Server` runs each client's requests in order, so Redis and `Client`
+ * stores do. A `Buffer` does not promise it (an append waiting for room may
+ * be overtaken by a smaller one), nor is there anything to gain in front of
+ * a store that works synchronously (Dict, File): put it in front of a store
+ * that talks to a server.
+ *
+ * @since 0.1.0
+ */
+import { Cause, Effect, Fiber, Layer, Scope } from "effect"
+import * as Store from "./Store.ts"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** How many appends may be unanswered at once (at least 1). */
+  readonly maxPending: number
+}
+
+/** The error a failed append's fiber ended with, as a `StoreError`. */
+const toStoreError = (cause: Cause.Cause<Store.StoreError>): Store.StoreError => {
+  const found = Cause.findError(cause)
+  if (found._tag === "Success") return found.success
+  return new Store.StoreError({
+    reason: "Unavailable",
+    method: "append",
+    description: "a pipelined append ended without an answer",
+    cause: Cause.squash(cause)
+  })
+}
+
+/**
+ * Pipelines `store`'s appends in the current scope (see the module's
+ * description).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (store: Store.Shape, options: Options): Effect.Effect<Store.Shape, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const maxPending = Math.max(1, Math.floor(options.maxPending))
+    // Unanswered appends, oldest first (a Set keeps insertion order).
+    const pending = new Set<Fiber.Fiber<void, Store.StoreError>>()
+    // The first failure among them not yet reported.
+    let failed: Store.StoreError | undefined
+    // The appends' own scope: registered before the finalizer below, so it
+    // closes after that finalizer has waited for them.
+    const appends = yield* Scope.fork(yield* Effect.scope)
+
+    const reportFailure = Effect.suspend(() => {
+      const error = failed
+      failed = undefined
+      return error === undefined ? Effect.void : Effect.fail(error)
+    })
+    /** Waits for every pending append, then fails with the first failure among them. */
+    const settled = Effect.suspend(() =>
+      pending.size === 0 ? reportFailure : Effect.andThen(Fiber.awaitAll(Array.from(pending)), reportFailure)
+    )
+    let closed = false
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() => {
+        closed = true
+        return Effect.catch(settled, (error) =>
+          Effect.logError("partd Pipelined: an append failed after its call had returned", error)
+        )
+      })
+    )
+    const afterPending = <A>(method: string, effect: Effect.Effect<A, Store.StoreError>) =>
+      Effect.suspend(() => (closed ? Effect.fail(Store.closedError(method)) : Effect.andThen(settled, effect)))
+
+    return Store.Store.of({
+      append: (data) =>
+        Effect.gen(function* () {
+          if (closed) return yield* Effect.fail(Store.closedError("append"))
+          yield* reportFailure
+          while (pending.size >= maxPending) {
+            yield* Fiber.await(pending.values().next().value!)
+            yield* reportFailure
+          }
+          // Started at once, so that appends are handed over in call order.
+          const fiber = yield* Effect.forkIn(store.append(data), appends, { startImmediately: true })
+          const done = fiber.pollUnsafe()
+          // Finished already (a bad key, or a store that works synchronously): its own result.
+          if (done !== undefined) return yield* done
+          pending.add(fiber)
+          fiber.addObserver((exit) => {
+            pending.delete(fiber)
+            if (exit._tag === "Failure") failed ??= toStoreError(exit.cause)
+          })
+        }),
+      get: (keys) => afterPending("get", store.get(keys)),
+      iset: (key, value) => afterPending("iset", store.iset(key, value)),
+      delete: (keys) => afterPending("delete", store.delete(keys)),
+      drop: afterPending("drop", store.drop)
+    })
+  })
+
+/**
+ * Pipelines the appends of the `Store` it is given.
+ *
+ * @example
+ * ```ts
+ * const store = Pipelined.layer({ maxPending: 4 }).pipe(Layer.provide(Redis.layer({ host: "127.0.0.1" })))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options): Layer.Layer<Store.Store, never, Store.Store> =>
+  Layer.effect(
+    Store.Store,
+    Effect.gen(function* () {
+      return yield* make(yield* Store.Store, options)
+    })
+  )
