@@ -74,6 +74,26 @@ describe("Pipelined over Redis", () => {
     }).pipe(Effect.provide(pipelined({ prefix: "pipelined-late" })))
   )
 
+  it.live("several appends that fail before the caller hears of any arrive as one error carrying them all", () =>
+    Effect.gen(function* () {
+      const client = yield* raw
+      yield* Effect.promise(() => client.rpush("pipelined-many/a", "x"))
+      yield* Effect.promise(() => client.rpush("pipelined-many/b", "x"))
+      const store = yield* Store.Store
+      yield* store.append({ a: bytes("1") })
+      yield* store.append({ b: bytes("2") })
+      const failure = failureOf(yield* Effect.exit(store.get(["a"])))
+      expect(failure?.reason).toBe("Io")
+      expect(failure?.description).toMatch(/^2 pipelined appends failed/)
+      const each = (failure?.cause ?? []) as ReadonlyArray<Store.StoreError>
+      expect(each.map((e) => [e.reason, e.method])).toEqual([
+        ["Io", "append"],
+        ["Io", "append"]
+      ])
+      yield* Effect.promise(() => client.unlink("pipelined-many/a", "pipelined-many/b"))
+    }).pipe(Effect.provide(pipelined({ prefix: "pipelined-many" })))
+  )
+
   it.live("closing the scope waits for the appends still on their way", () =>
     Effect.gen(function* () {
       const scope = yield* Scope.make()

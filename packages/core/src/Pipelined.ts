@@ -18,7 +18,8 @@
  * - An append that fails at once (a bad key or value) fails its own call.
  * - An append that fails later (the disk, a lost connection) is not lost
  *   silently: its error fails the next operation on this store, whichever it
- *   is, once. Appends started after it may have been applied.
+ *   is, once (several such failures arrive as one error that carries them
+ *   all). Appends started after it may have been applied.
  * - `get`, `iset`, `delete` and `drop` first wait for every pending append,
  *   so a caller always reads its own writes.
  * - When the scope closes, pending appends are awaited, and a failure among
@@ -70,18 +71,31 @@ export const make = (store: Store.Shape, options: Options): Effect.Effect<Store.
     const maxPending = Math.max(1, Math.floor(options.maxPending))
     // Unanswered appends, oldest first (a Set keeps insertion order).
     const pending = new Set<Fiber.Fiber<void, Store.StoreError>>()
-    // The first failure among them not yet reported.
-    let failed: Store.StoreError | undefined
+    // Failures among them not yet reported, oldest first.
+    let failures: Array<Store.StoreError> = []
     // The appends' own scope: registered before the finalizer below, so it
     // closes after that finalizer has waited for them.
     const appends = yield* Scope.fork(yield* Effect.scope)
 
+    // Reports the failures so far as one error: the first, or all of them
+    // when several appends failed before the caller heard of any.
     const reportFailure = Effect.suspend(() => {
-      const error = failed
-      failed = undefined
-      return error === undefined ? Effect.void : Effect.fail(error)
+      if (failures.length === 0) return Effect.void
+      const reported = failures
+      failures = []
+      const first = reported[0]!
+      return Effect.fail(
+        reported.length === 1
+          ? first
+          : new Store.StoreError({
+              reason: first.reason,
+              method: "append",
+              description: `${reported.length} pipelined appends failed; the first: ${first.message}`,
+              cause: reported
+            })
+      )
     })
-    /** Waits for every pending append, then fails with the first failure among them. */
+    /** Waits for every pending append, then reports their failures. */
     const settled = Effect.suspend(() =>
       pending.size === 0 ? reportFailure : Effect.andThen(Fiber.awaitAll(Array.from(pending)), reportFailure)
     )
@@ -114,7 +128,7 @@ export const make = (store: Store.Shape, options: Options): Effect.Effect<Store.
           pending.add(fiber)
           fiber.addObserver((exit) => {
             pending.delete(fiber)
-            if (exit._tag === "Failure") failed ??= toStoreError(exit.cause)
+            if (exit._tag === "Failure") failures.push(toStoreError(exit.cause))
           })
         }),
       get: (keys) => afterPending("get", store.get(keys)),
