@@ -119,7 +119,10 @@ export const make = (store: Store.Shape, options: Options): Effect.Effect<Store.
           if (closed) return yield* Effect.fail(Store.closedError("append"))
           yield* reportFailure
           while (pending.size >= maxPending) {
-            yield* Fiber.await(pending.values().next().value!)
+            const oldest = pending.values().next().value!
+            yield* Fiber.await(oldest)
+            // Its observer has removed it already; this keeps the loop finite regardless.
+            pending.delete(oldest)
             yield* reportFailure
           }
           // Started at once, so that appends are handed over in call order.
