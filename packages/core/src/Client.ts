@@ -2,25 +2,29 @@
  * Client: a `Store` that talks to a `Server`, as partd's `Client(address)`
  * does, so that many processes share one store.
  *
- * Every store operation is one request (see `Wire`); errors raised by the
- * served store arrive as the same typed `StoreError`. Keys are validated here
- * before anything is sent, and again by the server.
+ * Every store operation is one request (see `Wire`), sent over Node's `net`
+ * module and answered by the server in order; errors raised by the served
+ * store arrive as the same typed `StoreError`. Keys are validated here
+ * before anything is sent, and again by the server. A request costs one
+ * `Effect.callback` and one frame each way (see `Wire` for why this is not
+ * `effect/rpc`).
  *
- * The connection opens on first use and reopens after it is lost. A request
- * caught by a lost connection fails with reason `Unavailable`: it may or may
- * not have been applied, so the caller decides whether to retry.
+ * The connection opens on first use and reopens on the next request after it
+ * is lost. A request caught by a lost connection fails with reason
+ * `Unavailable`: it may or may not have been applied, so the caller decides
+ * whether to retry. A request interrupted by its caller is still applied by
+ * the server if it was sent; its reply is dropped.
  *
  * An append whose packed size exceeds the frame limit is split into several
  * requests, sent in order (each key's chunks stay in order; another client's
  * append may land in between). A single chunk larger than the limit fails
- * with `BadValue`. A `get` whose answer would exceed the limit fails with a
+ * with `BadValue`. A `get` whose reply would exceed the limit fails with a
  * `Protocol` error from the server: get fewer keys at a time.
  *
  * @since 0.1.0
  */
-import { NodeSocket } from "@effect/platform-node"
-import { Effect, Layer, Schedule, type Scope } from "effect"
-import { RpcClient, type RpcClientError } from "effect/rpc"
+import * as Net from "node:net"
+import { Effect, Layer, type Scope } from "effect"
 import type * as Key from "./Key.ts"
 import * as Server from "./Server.ts"
 import * as Store from "./Store.ts"
@@ -37,8 +41,15 @@ export interface Options {
   readonly maxFrameBytes?: number
 }
 
-const unavailable = (method: string, error: RpcClientError.RpcClientError) =>
-  new Store.StoreError({ reason: "Unavailable", method, description: error.message, cause: error })
+type Resume = (effect: Effect.Effect<ReadonlyArray<Uint8Array> | undefined, Store.StoreError>) => void
+
+/** One connection to the server and the requests waiting for its replies. */
+interface Connection {
+  readonly socket: Net.Socket
+  readonly parser: Wire.Parser
+  readonly waiting: Map<number, { readonly method: string; readonly resume: Resume }>
+  nextId: number
+}
 
 /**
  * A store served by the server at `options.address`; the connection is
@@ -60,30 +71,108 @@ export const make = (options: Options): Effect.Effect<Store.Shape, Store.StoreEr
     const maxFrameBytes = options.maxFrameBytes ?? Server.defaultMaxFrameBytes
     // Room for the request's envelope besides the packed chunks.
     const maxBatchBytes = maxFrameBytes - 64 * 1024
-    const connect = {
+    const connectOptions = {
       ...("path" in address ? { path: address.path } : { host: address.host ?? "127.0.0.1", port: address.port }),
+      noDelay: true,
       readableHighWaterMark: Server.socketHighWaterMark,
       writableHighWaterMark: Server.socketHighWaterMark
     }
-    const protocol = yield* Layer.build(
-      RpcClient.layerProtocolSocket({
-        retryTransientErrors: false,
-        // Reconnect soon after a lost connection (requests fail with Unavailable meanwhile).
-        retryPolicy: Schedule.min([Schedule.exponential(10, 2), Schedule.spaced(1000)])
-      }).pipe(Layer.provide(Wire.serialization(maxFrameBytes)), Layer.provide(NodeSocket.layerNet(connect)))
-    ).pipe(
-      // Building the socket only prepares it: the connection opens on first use.
-      Effect.mapError(
-        (cause) =>
-          new Store.StoreError({ reason: "Unavailable", method: "Client.make", description: cause.message, cause })
-      )
+    let current: Connection | undefined
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        current?.socket.destroy()
+        current = undefined
+      })
     )
-    const client = yield* RpcClient.make(Wire.Procedures, { disableTracing: true }).pipe(Effect.provide(protocol))
+
+    /** Fails every waiting request of a connection that is gone, and forgets the connection. */
+    const lost = (connection: Connection, reason: "Unavailable" | "Protocol", description: string) => {
+      if (current === connection) current = undefined
+      const waiting = [...connection.waiting.values()]
+      connection.waiting.clear()
+      for (const { method, resume } of waiting) {
+        resume(Effect.fail(new Store.StoreError({ reason, method, description })))
+      }
+    }
+
+    /**
+     * Opens a connection. Requests are written at once: the socket holds
+     * them until it has connected, and a connection that cannot be made
+     * fails them all with `Unavailable`.
+     */
+    const connect = (): Connection => {
+      const socket = Net.createConnection(connectOptions)
+      const connection: Connection = {
+        socket,
+        parser: Wire.makeParser(maxFrameBytes),
+        waiting: new Map(),
+        nextId: 0
+      }
+      let error: Error | undefined
+      socket.on("error", (e) => {
+        error = e
+      })
+      socket.on("close", () =>
+        lost(
+          connection,
+          "Unavailable",
+          `the connection to ${Server.showAddress(address)} was lost: ${error?.message ?? "closed by the server"}`
+        )
+      )
+      socket.on("data", (chunk: Uint8Array) => {
+        let messages: Array<unknown>
+        try {
+          messages = connection.parser.decode(chunk)
+        } catch (e) {
+          socket.destroy()
+          lost(connection, "Protocol", `the server sent bytes that are not frames of this protocol: ${String(e)}`)
+          return
+        }
+        for (const message of messages) {
+          const reply = Wire.toReply(message)
+          if (reply === undefined) {
+            socket.destroy()
+            lost(connection, "Protocol", "the server sent a message that is not a reply")
+            return
+          }
+          connection.parser.release(reply.id)
+          const request = connection.waiting.get(reply.id)
+          // A request whose caller was interrupted has no one waiting.
+          if (request === undefined) continue
+          connection.waiting.delete(reply.id)
+          request.resume(
+            reply._tag === "Done" ? Effect.succeed(reply.values) : Effect.fail(Wire.decodeError(reply.error))
+          )
+        }
+      })
+      return connection
+    }
+
+    /** Sends one request and waits for its reply. */
+    const request = (
+      method: string,
+      message: Record<string, unknown>
+    ): Effect.Effect<ReadonlyArray<Uint8Array> | undefined, Store.StoreError> =>
+      Effect.callback((resume) => {
+        if (current === undefined || current.socket.destroyed) current = connect()
+        const connection = current
+        const id = connection.nextId++
+        let frame: Uint8Array
+        try {
+          frame = connection.parser.encode({ ...message, id }, id)
+        } catch (cause) {
+          resume(Effect.fail(new Store.StoreError({ reason: "BadValue", method, description: String(cause), cause })))
+          return
+        }
+        connection.waiting.set(id, { method, resume })
+        connection.socket.write(frame)
+        return Effect.sync(() => {
+          connection.waiting.delete(id)
+        })
+      })
 
     const appendPacked = (paths: ReadonlyArray<Key.Path>, values: ReadonlyArray<Uint8Array>) =>
-      client
-        .Append({ paths: Wire.joinPaths(paths), values })
-        .pipe(Effect.catchTag("RpcClientError", (e) => unavailable("append", e)))
+      Effect.asVoid(request("append", { _tag: "Append", paths: Wire.joinPaths(paths), values }))
 
     const append = (
       paths: ReadonlyArray<Key.Path>,
@@ -122,27 +211,21 @@ export const make = (options: Options): Effect.Effect<Store.Shape, Store.StoreEr
     return yield* Store.make({
       append,
       get: (paths) =>
-        client.Get({ paths: Wire.joinPaths(paths), count: paths.length }).pipe(
-          Effect.catchTag("RpcClientError", (e) => unavailable("get", e)),
-          Effect.flatMap((values) =>
-            values.length === paths.length
-              ? Effect.succeed(values)
-              : Effect.fail(
-                  new Store.StoreError({
-                    reason: "Protocol",
-                    method: "get",
-                    description: `asked for ${paths.length} values, got ${values.length}`
-                  })
-                )
-          )
+        Effect.flatMap(request("get", { _tag: "Get", paths: Wire.joinPaths(paths), count: paths.length }), (values) =>
+          values !== undefined && values.length === paths.length
+            ? Effect.succeed(values)
+            : Effect.fail(
+                new Store.StoreError({
+                  reason: "Protocol",
+                  method: "get",
+                  description: `asked for ${paths.length} values, got ${values?.length ?? "none"}`
+                })
+              )
         ),
-      iset: (path, value) =>
-        client.Iset({ path, value }).pipe(Effect.catchTag("RpcClientError", (e) => unavailable("iset", e))),
+      iset: (path, value) => Effect.asVoid(request("iset", { _tag: "Iset", path, value })),
       delete: (paths) =>
-        client
-          .Delete({ paths: Wire.joinPaths(paths), count: paths.length })
-          .pipe(Effect.catchTag("RpcClientError", (e) => unavailable("delete", e))),
-      drop: client.Drop().pipe(Effect.catchTag("RpcClientError", (e) => unavailable("drop", e)))
+        Effect.asVoid(request("delete", { _tag: "Delete", paths: Wire.joinPaths(paths), count: paths.length })),
+      drop: Effect.asVoid(request("drop", { _tag: "Drop" }))
     })
   })
 

@@ -1,40 +1,50 @@
 /**
- * The wire protocol between `Client` and `Server`: an `effect/rpc` group with
- * one procedure per store operation, over length-prefixed MessagePack frames
- * (msgpackr) with the byte arrays kept out of the MessagePack.
+ * The wire protocol between `Client` and `Server`: length-prefixed frames of
+ * MessagePack (msgpackr), with the byte arrays kept out of the MessagePack.
  *
- * A shuffle's append call carries hundreds or thousands of small chunks, so
- * the cost per chunk is what matters:
+ * A client sends requests, one per store operation, each with a number of
+ * its own; the server answers each request with a reply carrying the same
+ * number, in the order the requests arrived:
+ *
+ * - `Append { id, paths, values }`, `Get { id, paths, count }`,
+ *   `Iset { id, path, value }`, `Delete { id, paths, count }`, `Drop { id }`;
+ * - `Done { id, values? }` (values for `Get`), or `Failed { id, error }` with
+ *   the `StoreError` in its schema's encoded form, so that errors reach the
+ *   client typed and intact.
+ *
+ * A shuffle's append carries hundreds or thousands of small chunks, so the
+ * cost per chunk is what matters:
  *
  * - the paths travel as one string, joined with NUL (which no valid path
  *   contains), not as a list of strings;
  * - the chunks travel as a table of uint32 lengths followed by their bytes,
  *   copied once into the outgoing frame, and arrive as views into the
- *   incoming frame: no MessagePack value, no schema step and no copy per chunk;
- * - the list is checked with one plain loop (`Chunks`), not a schema per item;
+ *   incoming frame: no MessagePack value and no copy per chunk;
  * - request frames are written from a few reused buffers (a request's buffer
- *   is free once its answer arrives), sparing a fresh 256 KiB allocation per
+ *   is free once its reply arrives), sparing a fresh 256 KiB allocation per
  *   append.
  *
- * Why msgpackr and not Effect's binary schema serialization
- * (`RpcSerialization.layerSchemaBinary`): measured on the same protocol
- * (paths joined, chunks packed into one byte array), Client→Server(Buffer)
- * in one process, 3 passes, best of each: schema-binary 130–142 MB/s append on
- * W1 and 76–84 MB/s on W2, msgpackr framing 270–300 and 111–117. Schema-binary
- * copies a byte field several times (arena growth, frame assembly, a copy on
- * decode); this framing copies once each way.
+ * Why not `effect/rpc` over `effect/socket`: this protocol first ran as an
+ * `effect/rpc` group over `effect/socket`, with this same framing as its
+ * serialization. Client→Server(Buffer(Dict, File)) in one process appended
+ * W1 (256 keys × 400 calls × 1 KiB) in 122–138 ms at best, 3.6× partd-py's
+ * zmq server, under the 5× the project asks for; its per-request machinery
+ * (a fiber and a mailbox per request on each side, a pull per socket read,
+ * and a copy of every byte read on Node 22) and the garbage it leaves
+ * outweighed the store's own work. The same frames over `node:net` with one
+ * `Effect.callback` per request on the client and one fiber per request on
+ * the server took 70–74 ms (see `Client` and `Server`).
  *
- * Every procedure fails with `Store.StoreError`, a schema class, so the
- * server's errors reach the client typed and intact.
- *
- * The server trusts nothing it decodes: a frame over the limit, bytes that do
- * not decode, or markers that do not fit the frame close that connection;
- * paths are validated again on the server.
+ * Every peer trusts nothing it decodes: a frame over the limit, bytes that do
+ * not decode, or markers that do not fit the frame throw a `FrameError`, and
+ * the connection is closed (after such input the stream has no frame
+ * boundary left to resynchronise on). A message that decodes but is not a
+ * request (or reply) the peer knows fails that request with a `Protocol`
+ * error; paths are validated again on the server.
  *
  * @since 0.1.0
  */
-import { Layer, Schema } from "effect"
-import { Rpc, RpcGroup, RpcSerialization } from "effect/rpc"
+import { Option, Schema } from "effect"
 import { Packr, Unpackr } from "msgpackr"
 import type * as Key from "./Key.ts"
 import * as Store from "./Store.ts"
@@ -46,74 +56,124 @@ const isChunks = (u: unknown): u is ReadonlyArray<Uint8Array> => {
 }
 
 /**
- * A list of byte arrays, checked in one plain loop (a schema step per chunk
- * would cost more than the chunk).
+ * A request: one store operation. `id` is the client's own number for it;
+ * the reply carries it back.
  *
  * @since 0.1.0
  * @category models
  */
-export const Chunks = Schema.declare(isChunks, { expected: "an array of Uint8Array" })
+export type Request =
+  | {
+      readonly _tag: "Append"
+      readonly id: number
+      /** NUL-joined paths; `values[i]` goes to the i-th. */
+      readonly paths: string
+      readonly values: ReadonlyArray<Uint8Array>
+    }
+  | { readonly _tag: "Get"; readonly id: number; readonly paths: string; readonly count: number }
+  | { readonly _tag: "Iset"; readonly id: number; readonly path: string; readonly value: Uint8Array }
+  | { readonly _tag: "Delete"; readonly id: number; readonly paths: string; readonly count: number }
+  | { readonly _tag: "Drop"; readonly id: number }
 
 /**
- * Appends chunks: `values[i]` to the i-th of the NUL-joined `paths`.
+ * A reply to the request with the same `id`: done (with the values of a
+ * `Get`), or failed with a `StoreError` in its encoded form (see
+ * {@link encodeError}).
  *
  * @since 0.1.0
- * @category procedures
+ * @category models
  */
-export const Append = Rpc.make("Append", {
-  payload: { paths: Schema.String, values: Chunks },
-  error: Store.StoreError
-})
+export type Reply =
+  | { readonly _tag: "Done"; readonly id: number; readonly values?: ReadonlyArray<Uint8Array> }
+  | { readonly _tag: "Failed"; readonly id: number; readonly error: unknown }
+
+const isId = (u: unknown): u is number => typeof u === "number" && Number.isSafeInteger(u) && u >= 0
+
+const isCount = (u: unknown): u is number => typeof u === "number" && Number.isInteger(u) && u >= 0
 
 /**
- * Gets the values of NUL-joined paths, in order.
+ * Reads a decoded message as a request. A message without a request number
+ * cannot be answered: it throws a `FrameError`, and the server closes the
+ * connection. A numbered message that is not a well-formed request gives a
+ * `Protocol` error, which the server sends back as that request's reply.
  *
  * @since 0.1.0
- * @category procedures
+ * @category decoding
  */
-export const Get = Rpc.make("Get", {
-  payload: { paths: Schema.String, count: Schema.Number },
-  success: Chunks,
-  error: Store.StoreError
-})
+export const toRequest = (message: unknown): Request | { readonly id: number; readonly error: Store.StoreError } => {
+  const m = message as Record<string, unknown>
+  if (!isId(m.id)) throw new FrameError("a message without a request number")
+  const bad = (what: string) => ({
+    id: m.id as number,
+    error: protocolError("request", `a ${String(m._tag)} request ${what}`)
+  })
+  switch (m._tag) {
+    case "Append":
+      if (typeof m.paths !== "string" || !isChunks(m.values)) return bad("needs paths and a list of byte arrays")
+      return message as Request
+    case "Get":
+    case "Delete":
+      if (typeof m.paths !== "string" || !isCount(m.count)) return bad("needs paths and their count")
+      return message as Request
+    case "Iset":
+      if (typeof m.path !== "string" || !(m.value instanceof Uint8Array)) return bad("needs a path and a byte array")
+      return message as Request
+    case "Drop":
+      return message as Request
+    default:
+      return bad("is not a request this server knows")
+  }
+}
 
 /**
- * Sets a key once.
+ * Reads a decoded message as a reply; `undefined` when it is not one (the
+ * client then closes the connection).
  *
  * @since 0.1.0
- * @category procedures
+ * @category decoding
  */
-export const Iset = Rpc.make("Iset", {
-  payload: { path: Schema.String, value: Schema.Uint8Array },
-  error: Store.StoreError
-})
+export const toReply = (message: unknown): Reply | undefined => {
+  const m = message as Record<string, unknown>
+  if (!isId(m.id)) return undefined
+  if (m._tag === "Done") return m.values === undefined || isChunks(m.values) ? (message as Reply) : undefined
+  if (m._tag === "Failed") return message as Reply
+  return undefined
+}
+
+const encodeStoreError = Schema.encodeUnknownOption(Store.StoreError)
+const decodeStoreError = Schema.decodeUnknownOption(Store.StoreError)
 
 /**
- * Deletes NUL-joined paths.
+ * A `StoreError` as it travels: its schema's encoded form. A cause that does
+ * not encode is left out rather than losing the error.
  *
  * @since 0.1.0
- * @category procedures
+ * @category encoding
  */
-export const Delete = Rpc.make("Delete", {
-  payload: { paths: Schema.String, count: Schema.Number },
-  error: Store.StoreError
-})
+export const encodeError = (error: Store.StoreError): unknown =>
+  Option.getOrElse(encodeStoreError(error), () =>
+    Option.getOrElse(
+      encodeStoreError(
+        new Store.StoreError({
+          reason: error.reason,
+          method: error.method,
+          ...(error.key === undefined ? {} : { key: error.key }),
+          ...(error.description === undefined ? {} : { description: error.description })
+        })
+      ),
+      () => ({ _tag: "StoreError", reason: error.reason, method: error.method })
+    )
+  )
 
 /**
- * Drops everything.
+ * The `StoreError` a `Failed` reply carries; a `Protocol` error when it is
+ * not one.
  *
  * @since 0.1.0
- * @category procedures
+ * @category decoding
  */
-export const Drop = Rpc.make("Drop", { error: Store.StoreError })
-
-/**
- * The protocol: every store operation as a procedure.
- *
- * @since 0.1.0
- * @category procedures
- */
-export class Procedures extends RpcGroup.make(Append, Get, Iset, Delete, Drop) {}
+export const decodeError = (encoded: unknown): Store.StoreError =>
+  Option.getOrElse(decodeStoreError(encoded), () => protocolError("reply", "a failed reply without a StoreError"))
 
 const joinedFrozen = new WeakMap<ReadonlyArray<Key.Path>, string>()
 
@@ -165,7 +225,7 @@ export const framedBytes = (paths: ReadonlyArray<Key.Path>, values: ReadonlyArra
 
 /**
  * The default frame size limit: 128 MiB, so that a 64 MiB value fits in one
- * request or answer with room to spare.
+ * request or reply with room to spare.
  *
  * @since 0.1.0
  * @category constants
@@ -173,13 +233,19 @@ export const framedBytes = (paths: ReadonlyArray<Key.Path>, values: ReadonlyArra
 export const defaultMaxFrameBytes = 128 * 1024 * 1024
 
 /**
- * Thrown by a parser for input it cannot take (a frame over the limit, bytes
- * that do not decode). The RPC server closes the connection on errors tagged
- * `MaxBufferSizeExceeded`: after such input the stream has no frame boundary
- * left to resynchronise on.
+ * Input a peer cannot take: a frame over the limit, bytes that do not
+ * decode, a message that is not a message of this protocol. The connection
+ * it arrived on is closed.
+ *
+ * @since 0.1.0
+ * @category errors
  */
-const unreadable = (description: string, cause?: unknown): Error =>
-  Object.assign(new Error(description), { _tag: "MaxBufferSizeExceeded", cause })
+export class FrameError extends Error {
+  override readonly name = "FrameError"
+}
+
+const unreadable = (description: string, cause?: unknown): FrameError =>
+  new FrameError(description, cause === undefined ? undefined : { cause })
 
 const frameHeaderBytes = 4
 
@@ -274,21 +340,61 @@ const writeTaken = (taken: Taken, out: Uint8Array, view: DataView, offset: numbe
   return offset
 }
 
-interface Cursor {
-  readonly frame: Uint8Array
-  readonly view: DataView
-  offset: number
-}
+/**
+ * Reads a frame that may lie in several pieces (the socket's reads, as they
+ * came): bytes within one piece are handed out as views into it, bytes that
+ * straddle two pieces are copied. A shuffle's 1 KiB chunks nearly all lie
+ * within one 64 KiB read, so a frame costs no buffer of its own and no copy.
+ */
+class Cursor {
+  private piece = 0
+  private offset = 0
+  private readonly pieces: ReadonlyArray<Uint8Array>
+  private remaining: number
+  constructor(pieces: ReadonlyArray<Uint8Array>, length: number) {
+    this.pieces = pieces
+    this.remaining = length
+  }
 
-const takeView = (cursor: Cursor, length: number): Uint8Array => {
-  if (cursor.offset + length > cursor.frame.byteLength) throw unreadable("a frame's byte arrays exceed the frame")
-  // Plain Uint8Array views: a Node Buffer's `slice` would alias instead of copying.
-  const view = new Uint8Array(cursor.frame.buffer, cursor.frame.byteOffset + cursor.offset, length)
-  cursor.offset += length
-  return view
-}
+  get done(): boolean {
+    return this.remaining === 0
+  }
 
-const isCount = (u: unknown): u is number => typeof u === "number" && Number.isInteger(u) && u >= 0
+  take(length: number, what: string): Uint8Array {
+    if (length > this.remaining) throw unreadable(`a frame's ${what} exceeds the frame`)
+    if (length === 0) return new Uint8Array(0)
+    this.remaining -= length
+    const first = this.pieces[this.piece]!
+    if (this.offset + length <= first.byteLength) {
+      // A plain Uint8Array view: a Node Buffer's `slice` would alias instead of copying.
+      const view = new Uint8Array(first.buffer, first.byteOffset + this.offset, length)
+      this.advance(length, first)
+      return view
+    }
+    // Uninitialised when large (every byte is copied in below); zeroing it would touch it twice.
+    const out =
+      length >= 64 * 1024
+        ? new Uint8Array(globalThis.Buffer.allocUnsafeSlow(length).buffer, 0, length)
+        : new Uint8Array(length)
+    let filled = 0
+    while (filled < length) {
+      const piece = this.pieces[this.piece]!
+      const n = Math.min(length - filled, piece.byteLength - this.offset)
+      out.set(piece.subarray(this.offset, this.offset + n), filled)
+      filled += n
+      this.advance(n, piece)
+    }
+    return out
+  }
+
+  private advance(n: number, piece: Uint8Array): void {
+    this.offset += n
+    if (this.offset === piece.byteLength) {
+      this.piece++
+      this.offset = 0
+    }
+  }
+}
 
 /**
  * Puts the byte arrays back, in the same depth-first order, as views into the
@@ -304,65 +410,84 @@ const putBlobs = (value: unknown, cursor: Cursor): unknown => {
   const length = record[blobKey]
   if (length !== undefined) {
     if (!isCount(length)) throw unreadable("a frame has a bad byte array marker")
-    return takeView(cursor, length)
+    return cursor.take(length, "byte arrays")
   }
   const count = record[listKey]
   if (count !== undefined) {
-    if (!isCount(count) || cursor.offset + 4 * count > cursor.frame.byteLength) {
-      throw unreadable("a frame has a bad byte array list")
-    }
-    const table = cursor.offset
-    cursor.offset += 4 * count
+    if (!isCount(count)) throw unreadable("a frame has a bad byte array list")
+    const table = cursor.take(4 * count, "byte array list")
+    const lengths = new DataView(table.buffer, table.byteOffset, table.byteLength)
     const chunks = new Array<Uint8Array>(count)
-    for (let i = 0; i < count; i++) chunks[i] = takeView(cursor, cursor.view.getUint32(table + 4 * i, true))
+    for (let i = 0; i < count; i++) chunks[i] = cursor.take(lengths.getUint32(4 * i, true), "byte arrays")
     return chunks
   }
   for (const key in record) record[key] = putBlobs(record[key], cursor)
   return record
 }
 
-/** Request frames larger than this are not reused (see `reuse`). */
+/** Request frames larger than this are not reused (see `Parser.encode`). */
 const maxPooledBytes = 8 * 1024 * 1024
 const maxFreePooled = 4
 const maxInFlightPooled = 64
 
-/** The id of an RPC request message, as answers refer to it. */
-const requestIdOf = (message: unknown): unknown =>
-  typeof message === "object" && message !== null && (message as { _tag?: unknown })._tag === "Request"
-    ? (message as { id?: unknown }).id
-    : undefined
+/**
+ * One side of a connection's frames.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Parser {
+  /**
+   * The messages completed by `chunk`, bytes just read from the socket (the
+   * parser may keep views into it). Throws a `FrameError` on input it cannot
+   * take.
+   */
+  readonly decode: (chunk: Uint8Array) => Array<unknown>
+  /**
+   * One message as a frame. With `pooled`, the frame is written into a
+   * reused buffer, held for that request number until {@link release}.
+   */
+  readonly encode: (message: object, pooled?: number) => Uint8Array
+  /** The reply to request `id` arrived: its frame's buffer may be reused. */
+  readonly release: (id: number) => void
+}
 
 /**
  * Frames of MessagePack with the byte arrays kept out of it:
  *
  *     u32 LE frame length | u32 LE envelope length | envelope | byte arrays
  *
- * The envelope is the RPC message in MessagePack (msgpackr), with byte arrays
+ * The envelope is the message in MessagePack (msgpackr), with byte arrays
  * replaced by markers; the arrays follow, in order. Encoding copies each array
  * once, into the frame. Decoding hands out views into the frame: into the
  * chunk read from the socket when the frame arrived whole in it, else into a
  * buffer of exactly the frame's size (allocated after checking the length
  * against the limit), so the store keeps appended chunks without a copy.
+ *
+ * @since 0.1.0
+ * @category constructors
  */
-const makeMsgpackParser = (maxFrameBytes: number): RpcSerialization.Parser => {
+export const makeParser = (maxFrameBytes: number = defaultMaxFrameBytes): Parser => {
   const packr = new Packr({ useRecords: false, moreTypes: false })
   const unpackr = new Unpackr({ useRecords: false, moreTypes: false })
   const header = new Uint8Array(frameHeaderBytes)
   let headerFilled = 0
-  let frame: Uint8Array | undefined
+  /** The frame being received: its length, and its pieces so far (views into socket reads). */
+  let frameBytes = -1
+  let pieces: Array<Uint8Array> = []
   let filled = 0
   /**
    * Request frames are written from a few reused buffers: a fresh 256 KiB
    * buffer per append costs more in page faults and garbage collection than
-   * filling it. A request's buffer is free again once the answer to that
-   * request arrives, because the peer answers only after reading the whole
-   * frame, so the socket is done with it. (Answers are never reused: they
-   * have no answer, and on the client they become the caller's values.)
+   * filling it. A request's buffer is free again once its reply arrives,
+   * because the peer replies only after reading the whole frame, so the
+   * socket is done with it. (Replies are never reused: they have no reply,
+   * and on the client they become the caller's values.)
    */
   const free: Array<Uint8Array> = []
-  const inFlight = new Map<unknown, Uint8Array>()
+  const inFlight = new Map<number, Uint8Array>()
   const allocate = (size: number): Uint8Array => globalThis.Buffer.allocUnsafe(size)
-  const reuse = (request: unknown, size: number): Uint8Array => {
+  const reuse = (request: number, size: number): Uint8Array => {
     if (size > maxPooledBytes || inFlight.size >= maxInFlightPooled) return allocate(size)
     let index = -1
     for (let i = 0; i < free.length; i++) {
@@ -373,125 +498,71 @@ const makeMsgpackParser = (maxFrameBytes: number): RpcSerialization.Parser => {
     inFlight.set(request, buffer)
     return buffer.subarray(0, size)
   }
-  const released = (message: unknown): unknown => {
-    if (inFlight.size > 0) {
-      const request =
-        (message as { _tag: string; requestId?: unknown })._tag === "Exit"
-          ? (message as { requestId?: unknown }).requestId
-          : undefined
-      const buffer = request === undefined ? undefined : inFlight.get(request)
-      if (buffer !== undefined) {
-        inFlight.delete(request)
-        if (free.length < maxFreePooled) free.push(buffer)
-      }
-    }
-    return message
-  }
-  const decodeFrame = (bytes: Uint8Array): unknown => {
-    if (bytes.byteLength < 4) throw unreadable("a frame is too short")
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-    const envelopeBytes = view.getUint32(0, true)
-    if (4 + envelopeBytes > bytes.byteLength) throw unreadable("a frame's envelope exceeds the frame")
+  const decodeFrame = (frame: ReadonlyArray<Uint8Array>, length: number): unknown => {
+    const cursor = new Cursor(frame, length)
+    const lengthBytes = cursor.take(4, "envelope length")
+    const envelopeBytes = new DataView(lengthBytes.buffer, lengthBytes.byteOffset, 4).getUint32(0, true)
+    const envelope = cursor.take(envelopeBytes, "envelope")
     let message: unknown
     try {
-      message = unpackr.unpack(bytes.subarray(4, 4 + envelopeBytes))
+      message = unpackr.unpack(envelope)
     } catch (cause) {
       throw unreadable("a frame does not decode as MessagePack", cause)
     }
     if (typeof message !== "object" || message === null || typeof (message as { _tag?: unknown })._tag !== "string") {
-      throw unreadable("a frame is not an RPC message")
+      throw unreadable("a frame is not a message of this protocol")
     }
-    const cursor: Cursor = { frame: bytes, view, offset: 4 + envelopeBytes }
     putBlobs(message, cursor)
-    if (cursor.offset !== bytes.byteLength) throw unreadable("a frame has bytes past its byte arrays")
+    if (!cursor.done) throw unreadable("a frame has bytes past its byte arrays")
     return message
   }
   return {
-    decode: (data) => {
-      const chunk = typeof data === "string" ? new TextEncoder().encode(data) : data
+    decode: (chunk) => {
       const out: Array<unknown> = []
       let pos = 0
       while (pos < chunk.byteLength) {
-        if (frame === undefined) {
+        if (frameBytes === -1) {
           while (headerFilled < frameHeaderBytes && pos < chunk.byteLength) header[headerFilled++] = chunk[pos++]!
           if (headerFilled < frameHeaderBytes) break
           headerFilled = 0
           const length = (header[0]! | (header[1]! << 8) | (header[2]! << 16) | (header[3]! << 24)) >>> 0
           if (length > maxFrameBytes)
             throw unreadable(`a frame of ${length} bytes exceeds the limit of ${maxFrameBytes}`)
-          if (chunk.byteLength - pos >= length) {
-            // The whole frame is in this chunk, which is fresh from the socket: decode in place.
-            out.push(released(decodeFrame(chunk.subarray(pos, pos + length))))
-            pos += length
-            continue
-          }
-          // Uninitialised: the frame is used only once every byte has been copied in.
-          frame = globalThis.Buffer.allocUnsafe(length)
+          frameBytes = length
           filled = 0
         }
-        const take = Math.min(frame.byteLength - filled, chunk.byteLength - pos)
-        frame.set(chunk.subarray(pos, pos + take), filled)
+        // Socket reads are fresh buffers, never reused: the frame's views into them stay valid.
+        const take = Math.min(frameBytes - filled, chunk.byteLength - pos)
+        if (take > 0) pieces.push(chunk.subarray(pos, pos + take))
         filled += take
         pos += take
-        if (filled === frame.byteLength) {
-          const complete = frame
-          frame = undefined
-          out.push(released(decodeFrame(complete)))
+        if (filled === frameBytes) {
+          const frame = pieces
+          const length = frameBytes
+          pieces = []
+          frameBytes = -1
+          out.push(decodeFrame(frame, length))
         }
       }
       return out
     },
-    encode: (message) => {
-      const messages = Array.isArray(message) ? message : [message]
-      if (messages.length === 0) return undefined
-      const frames = messages.map((m) => {
-        const taken: Taken = []
-        const envelope = packr.pack(takeBlobs(m, taken))
-        return { envelope, taken }
-      })
-      let total = 0
-      for (const { envelope, taken } of frames) total += frameHeaderBytes + 4 + envelope.byteLength + takenBytes(taken)
-      const request = messages.length === 1 ? requestIdOf(messages[0]) : undefined
-      const out = request === undefined ? allocate(total) : reuse(request, total)
+    encode: (message, pooled) => {
+      const taken: Taken = []
+      const envelope = packr.pack(takeBlobs(message, taken))
+      const total = frameHeaderBytes + 4 + envelope.byteLength + takenBytes(taken)
+      const out = pooled === undefined ? allocate(total) : reuse(pooled, total)
       const view = new DataView(out.buffer, out.byteOffset, out.byteLength)
-      let offset = 0
-      for (const { envelope, taken } of frames) {
-        const start = offset
-        offset += frameHeaderBytes
-        view.setUint32(offset, envelope.byteLength, true)
-        out.set(envelope, offset + 4)
-        offset = writeTaken(taken, out, view, offset + 4 + envelope.byteLength)
-        view.setUint32(start, offset - start - frameHeaderBytes, true)
-      }
+      view.setUint32(0, total - frameHeaderBytes, true)
+      view.setUint32(frameHeaderBytes, envelope.byteLength, true)
+      out.set(envelope, frameHeaderBytes + 4)
+      writeTaken(taken, out, view, frameHeaderBytes + 4 + envelope.byteLength)
       return out
+    },
+    release: (id) => {
+      const buffer = inFlight.get(id)
+      if (buffer === undefined) return
+      inFlight.delete(id)
+      if (free.length < maxFreePooled) free.push(buffer)
     }
   }
 }
-
-/**
- * The MessagePack serialization (msgpackr), with a frame limit. Payloads are
- * encoded by their schemas to their encoded form, which for this protocol is
- * strings, numbers and byte arrays that MessagePack carries as they are.
- *
- * @since 0.1.0
- * @category serialization
- */
-export const msgpack = (maxFrameBytes: number = defaultMaxFrameBytes): Layer.Layer<RpcSerialization.RpcSerialization> =>
-  Layer.succeed(RpcSerialization.RpcSerialization)(
-    RpcSerialization.RpcSerialization.of({
-      contentType: "application/vnd.partd.rpc+msgpack",
-      includesFraming: true,
-      codecFor: Schema.toCodecIso as unknown as RpcSerialization.CodecFor,
-      makeUnsafe: () => makeMsgpackParser(maxFrameBytes)
-    })
-  )
-
-/**
- * The serialization client and server speak: {@link msgpack}.
- *
- * @since 0.1.0
- * @category serialization
- */
-export const serialization = (
-  maxFrameBytes: number = defaultMaxFrameBytes
-): Layer.Layer<RpcSerialization.RpcSerialization> => msgpack(maxFrameBytes)

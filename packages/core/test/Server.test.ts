@@ -3,12 +3,10 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import * as os from "node:os"
 import * as nodePath from "node:path"
-import { NodeSocket } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Client, Dict, Pipelined, Server, Store, Buffer as StoreBuffer, Wire } from "@partd/core"
 import { pattern, suite } from "@partd/test/StoreSuite"
-import { Context, Effect, Exit, Layer, Schedule, Scope } from "effect"
-import { RpcClient } from "effect/rpc"
+import { Context, Effect, Exit, Fiber, Layer, Schedule, Scope } from "effect"
 
 let socketCounter = 0
 /** A fresh Unix socket path (short: socket paths are limited to ~100 bytes). */
@@ -115,6 +113,35 @@ const rawSession = (
             resolve("still open")
           }, options.waitMs ?? 2000)
         })
+      })
+  )
+
+/**
+ * Writes `messages` as request frames in one go over a raw connection, then
+ * reads the replies until there is one per request.
+ */
+const rawRequests = (address: Server.Address, messages: ReadonlyArray<object>) =>
+  Effect.promise(
+    () =>
+      new Promise<Array<Wire.Reply>>((resolve, reject) => {
+        const parser = Wire.makeParser()
+        const socket = net.createConnection(connectOptions(address))
+        const replies: Array<Wire.Reply> = []
+        socket.on("error", reject)
+        socket.on("close", () => reject(new Error(`closed after ${replies.length} replies`)))
+        socket.on("data", (chunk: Uint8Array) => {
+          for (const message of parser.decode(chunk)) {
+            const reply = Wire.toReply(message)
+            if (reply === undefined) return reject(new Error("not a reply"))
+            replies.push(reply)
+          }
+          if (replies.length === messages.length) {
+            socket.removeAllListeners("close")
+            socket.destroy()
+            resolve(replies)
+          }
+        })
+        socket.write(globalThis.Buffer.concat(messages.map((m) => parser.encode(m))))
       })
   )
 
@@ -336,22 +363,74 @@ describe("Client and Server", () => {
     })
   )
 
-  it.live("the server validates keys itself: a raw RPC client cannot escape with '..'", () =>
+  it.live("the server validates keys and requests itself: a raw client cannot escape with '..'", () =>
     Effect.gen(function* () {
       const address = yield* startServer({ path: socketPath() })
-      const protocol = yield* Layer.build(
-        RpcClient.layerProtocolSocket({ retryTransientErrors: false }).pipe(
-          Layer.provide(Wire.serialization()),
-          Layer.provide(NodeSocket.layerNet(connectOptions(address)))
-        )
-      )
-      const rpc = yield* RpcClient.make(Wire.Procedures, { disableTracing: true }).pipe(Effect.provide(protocol))
-      const escaped = yield* Effect.exit(rpc.Append({ paths: "../escape", values: [bytes("x")] }))
-      expect(String(escaped)).toContain("BadKey")
-      const mismatched = yield* Effect.exit(rpc.Append({ paths: "a\u0000b", values: [bytes("x")] }))
-      expect(String(mismatched)).toContain("Protocol")
+      const replies = yield* rawRequests(address, [
+        { _tag: "Append", id: 1, paths: "../escape", values: [bytes("x")] },
+        { _tag: "Append", id: 2, paths: "a\u0000b", values: [bytes("x")] },
+        { _tag: "Append", id: 3, paths: "a", values: "not bytes" },
+        { _tag: "Rename", id: 4 },
+        { _tag: "Append", id: 5, paths: "ok", values: [bytes("y")] }
+      ])
+      expect(replies.map((r) => [r._tag, r.id])).toEqual([
+        ["Failed", 1],
+        ["Failed", 2],
+        ["Failed", 3],
+        ["Failed", 4],
+        ["Done", 5]
+      ])
+      const reasons = replies.slice(0, 4).map((r) => (r._tag === "Failed" ? Wire.decodeError(r.error).reason : r._tag))
+      expect(reasons).toEqual(["BadKey", "Protocol", "Protocol", "Protocol"])
       const { store, close } = yield* openClient(address)
-      expect((yield* store.get(["a", "b", "escape"])).map((v) => v.byteLength)).toEqual([0, 0, 0])
+      expect((yield* store.get(["a", "b", "escape", "ok"])).map(text)).toEqual(["", "", "", "y"])
+      yield* close
+    })
+  )
+
+  it.live("a message without a request number closes that connection", () =>
+    Effect.gen(function* () {
+      const address = yield* startServer({ path: socketPath() })
+      const parser = Wire.makeParser()
+      const outcome = yield* rawSession(address, [parser.encode({ _tag: "Drop" })])
+      expect(outcome).toBe("closed by server")
+    })
+  )
+
+  it.live("a client that sends far more than it reads is paused, and every request is still answered in order", () =>
+    Effect.gen(function* () {
+      const address = yield* startServer({ path: socketPath() })
+      const count = 2000
+      const requests = Array.from({ length: count }, (_, i) => ({
+        _tag: "Append",
+        id: i,
+        paths: "flood",
+        values: [pattern(1000, i)]
+      }))
+      const replies = yield* rawRequests(address, requests)
+      expect(replies.map((r) => r.id)).toEqual(requests.map((r) => r.id))
+      expect(replies.every((r) => r._tag === "Done")).toBe(true)
+      const { store, close } = yield* openClient(address)
+      const [flood] = yield* store.get(["flood"])
+      expect(flood!.byteLength).toBe(count * 1000)
+      for (let i = 0; i < count; i += 97) {
+        expect(globalThis.Buffer.from(flood!.subarray(i * 1000, (i + 1) * 1000)).equals(pattern(1000, i))).toBe(true)
+      }
+      yield* close
+    })
+  )
+
+  it.live("a request whose caller is interrupted is dropped by the client, which carries on", () =>
+    Effect.gen(function* () {
+      const address = yield* startServer({ path: socketPath() })
+      const { store, close } = yield* openClient(address)
+      yield* store.append({ big: new Uint8Array(16 * 1024 * 1024).fill(1) })
+      // Interrupted while the reply is on its way.
+      const fiber = yield* Effect.forkChild(store.get(["big"]))
+      yield* Effect.yieldNow
+      yield* Fiber.interrupt(fiber)
+      yield* store.append({ after: bytes("fine") })
+      expect((yield* store.get(["after"])).map(text)).toEqual(["fine"])
       yield* close
     })
   )
