@@ -78,8 +78,10 @@ export const make = (options: Options): Effect.Effect<Store.Shape, Store.StoreEr
       writableHighWaterMark: Server.socketHighWaterMark
     }
     let current: Connection | undefined
+    let closing = false
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
+        closing = true
         current?.socket.destroy()
         current = undefined
       })
@@ -116,7 +118,9 @@ export const make = (options: Options): Effect.Effect<Store.Shape, Store.StoreEr
         lost(
           connection,
           "Unavailable",
-          `the connection to ${Server.showAddress(address)} was lost: ${error?.message ?? "closed by the server"}`
+          closing
+            ? "the client was closed"
+            : `the connection to ${Server.showAddress(address)} was lost: ${error?.message ?? "closed by the server"}`
         )
       )
       socket.on("data", (chunk: Uint8Array) => {

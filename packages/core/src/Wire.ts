@@ -46,6 +46,7 @@
  */
 import { Option, Schema } from "effect"
 import { Packr, Unpackr } from "msgpackr"
+import * as Bytes from "./Bytes.ts"
 import type * as Key from "./Key.ts"
 import * as Store from "./Store.ts"
 
@@ -371,11 +372,8 @@ class Cursor {
       this.advance(length, first)
       return view
     }
-    // Uninitialised when large (every byte is copied in below); zeroing it would touch it twice.
-    const out =
-      length >= 64 * 1024
-        ? new Uint8Array(globalThis.Buffer.allocUnsafeSlow(length).buffer, 0, length)
-        : new Uint8Array(length)
+    // Every byte is copied in below.
+    const out = Bytes.allocUninitialized(length)
     let filled = 0
     while (filled < length) {
       const piece = this.pieces[this.piece]!
