@@ -191,6 +191,37 @@ export const make = (
     }
 
     /**
+     * Appends the stranded chunks of `keys` to the slow store, as they are (no
+     * copy): as one list per key where the slow store takes lists (an
+     * in-memory store, which then need not read each chunk), else with the
+     * path repeated once per chunk (a slow store that writes batches them per
+     * path).
+     */
+    const land = (keys: ReadonlyArray<Key.Path>): Effect.Effect<void, Store.StoreError> => {
+      if (slow.appendChunks !== undefined) {
+        const helds = keys.map((path) => held.get(path)!)
+        return slow.appendChunks(
+          keys,
+          helds.map((h) => h.stranded),
+          helds.map((h) => h.strandedBytes)
+        )
+      }
+      let count = 0
+      for (const path of keys) count += held.get(path)!.stranded.length
+      const paths = new Array<Key.Path>(count)
+      const values = new Array<Uint8Array>(count)
+      let at = 0
+      for (const path of keys) {
+        const stranded = held.get(path)!.stranded
+        for (let i = 0; i < stranded.length; i++, at++) {
+          paths[at] = path
+          values[at] = stranded[i]!
+        }
+      }
+      return slow.append(paths, values)
+    }
+
+    /**
      * Spills the keys chosen by `select` (called under the lock) to the slow
      * store: take, then land. Uninterruptible, so that a landing is never
      * half-written when the scope closes.
@@ -222,21 +253,7 @@ export const make = (
               })
             )
             if (keys.length === 0) return
-            // Hand the chunks over as they are, a path repeated once per chunk:
-            // no copy here; a slow store that writes batches them per path.
-            let count = 0
-            for (const path of keys) count += held.get(path)!.stranded.length
-            const paths = new Array<Key.Path>(count)
-            const values = new Array<Uint8Array>(count)
-            let at = 0
-            for (const path of keys) {
-              const stranded = held.get(path)!.stranded
-              for (let i = 0; i < stranded.length; i++, at++) {
-                paths[at] = path
-                values[at] = stranded[i]!
-              }
-            }
-            const result = yield* Effect.exit(slow.append(paths, values))
+            const result = yield* Effect.exit(land(keys))
             if (result._tag === "Success") {
               for (const path of keys) {
                 const h = held.get(path)!

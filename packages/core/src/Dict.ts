@@ -80,6 +80,17 @@ export const make: Effect.Effect<Store.Shape, never, Scope.Scope> = Effect.gen(f
           return slot === undefined ? Bytes.empty() : Bytes.concat(slot.chunks, slot.length)
         })
       ),
+    appendChunks: (paths, chunks, lengths) =>
+      Effect.sync(() => {
+        for (let i = 0; i < paths.length; i++) {
+          const given = chunks[i]!
+          if (given.length === 0) continue
+          const slot = slotOf(paths[i]!)
+          // The list is copied, the chunks are not (nor read: their lengths are given).
+          slot.chunks = slot.chunks.length === 0 ? given.slice() : slot.chunks.concat(given)
+          slot.length += lengths[i]!
+        }
+      }),
     getChunks: (paths) =>
       Effect.sync(() =>
         paths.map((path) => {

@@ -179,6 +179,18 @@ export interface Backend {
   readonly getChunks?: (
     paths: ReadonlyArray<Key.Path>
   ) => Effect.Effect<ReadonlyArray<ReadonlyArray<Uint8Array>>, StoreError>
+  /**
+   * Optional, for in-memory backends: appends `chunks[i]`, a list of chunks
+   * whose lengths add up to `lengths[i]`, to the i-th path, keeping the lists'
+   * order. The same as appending every chunk one by one, but without touching
+   * each chunk: a wrapping store (Buffer) moves a spilled key's thousands of
+   * chunks as one list. The backend copies the lists, not the chunks.
+   */
+  readonly appendChunks?: (
+    paths: ReadonlyArray<Key.Path>,
+    chunks: ReadonlyArray<ReadonlyArray<Uint8Array>>,
+    lengths: ReadonlyArray<number>
+  ) => Effect.Effect<void, StoreError>
 }
 
 const badKey = (method: string, key: unknown, problem: string) =>

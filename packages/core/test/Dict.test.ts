@@ -1,4 +1,28 @@
-import { Dict } from "@partd/core"
+import { describe, expect, it } from "@effect/vitest"
+import { Dict, Store } from "@partd/core"
 import { suite } from "@partd/test/StoreSuite"
+import { Effect } from "effect"
 
 suite("Dict", Dict.layer)
+
+const bytes = (s: string): Uint8Array => new TextEncoder().encode(s)
+const text = (u: Uint8Array): string => new TextDecoder().decode(u)
+
+describe("Dict.appendChunks (how Buffer spills into memory)", () => {
+  it.effect("appends each list in order, interleaved with plain appends, and copies the lists", () =>
+    Effect.gen(function* () {
+      const store = yield* Dict.make
+      const backend = Store.toBackend(store)
+      yield* store.append({ a: bytes("1") })
+      const list = [bytes("2"), bytes("3")]
+      yield* backend.appendChunks!(["a", "b", "c"], [list, [bytes("x")], []], [2, 1, 0])
+      // The store keeps its own copy of the list.
+      list.push(bytes("!"))
+      yield* store.append({ a: bytes("4"), b: bytes("y") })
+      yield* backend.appendChunks!(["a"], [[bytes("5")]], [1])
+      // Exact values: `get` sizes its result by the lengths given, not by reading the chunks.
+      expect((yield* store.get(["a", "b", "c"])).map(text)).toEqual(["12345", "xy", ""])
+      expect((yield* backend.getChunks!(["a"]))[0]!.map(text)).toEqual(["1", "2", "3", "4", "5"])
+    })
+  )
+})
