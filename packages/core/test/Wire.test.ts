@@ -1,0 +1,104 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Store, Wire } from "@partd/core"
+import * as fc from "fast-check"
+
+const chunkArb = fc.uint8Array({ maxLength: 3000 })
+const requestArb = fc.oneof(
+  fc.record({
+    _tag: fc.constant("Append"),
+    id: fc.nat(),
+    paths: fc.string(),
+    values: fc.array(chunkArb, { maxLength: 40 })
+  }),
+  fc.record({ _tag: fc.constant("Iset"), id: fc.nat(), path: fc.string(), value: chunkArb }),
+  fc.record({ _tag: fc.constant("Drop"), id: fc.nat() })
+)
+
+/** The stream cut into pieces at the given points, each piece a fresh buffer as a socket read is. */
+const cut = (stream: Uint8Array, points: ReadonlyArray<number>): Array<Uint8Array> => {
+  const at = [...new Set(points.map((p) => p % (stream.byteLength + 1)))].sort((a, b) => a - b)
+  const pieces: Array<Uint8Array> = []
+  let start = 0
+  for (const p of [...at, stream.byteLength]) {
+    if (p > start) pieces.push(stream.slice(start, p))
+    start = p
+  }
+  return pieces
+}
+
+/** Plain arrays for comparison: a decoded chunk may be a view, a Buffer or a copy. */
+const plain = (message: unknown): unknown =>
+  JSON.parse(JSON.stringify(message, (_, v) => (v instanceof Uint8Array ? Array.from(v) : v)))
+
+describe("Wire framing", () => {
+  it("decodes frames cut anywhere (across socket reads) into the messages sent", () => {
+    fc.assert(
+      fc.property(fc.array(requestArb, { minLength: 1, maxLength: 6 }), fc.array(fc.nat()), (messages, points) => {
+        const sender = Wire.makeParser()
+        const stream = globalThis.Buffer.concat(messages.map((m) => sender.encode(m)))
+        const receiver = Wire.makeParser()
+        const decoded = cut(stream, points).flatMap((piece) => receiver.decode(piece))
+        expect(decoded.map(plain)).toEqual(messages.map(plain))
+        for (const message of decoded) expect(Wire.toRequest(message)).toHaveProperty("_tag")
+      }),
+      { numRuns: 300 }
+    )
+  })
+
+  it("hands out chunks within one read as views of it, and chunks across two reads as copies", () => {
+    const sender = Wire.makeParser()
+    const values = Array.from({ length: 50 }, (_, i) => new Uint8Array(1500).fill(i))
+    const stream = sender.encode({ _tag: "Append", id: 1, paths: "k", values })
+    const receiver = Wire.makeParser()
+    // The chunks are the frame's last 50 × 1500 bytes: chunk i starts at end - (50 - i) × 1500.
+    const end = stream.byteLength
+    const start = (i: number) => end - (50 - i) * 1500
+    // Inside chunk 40; on the boundary of chunks 29 and 30; twice inside chunk 20 (a 1-byte read).
+    const pieces = cut(stream, [start(40) + 700, start(30), start(20) + 1, start(20) + 2])
+    const [message] = pieces.flatMap((piece) => receiver.decode(piece)) as Array<{ values: Array<Uint8Array> }>
+    const isView = (v: Uint8Array) => pieces.some((p) => p.buffer === v.buffer)
+    const views = message!.values.filter(isView)
+    const copies = message!.values.filter((v) => !isView(v))
+    expect(message!.values.map((v) => (isView(v) ? "view" : "copy"))).toEqual(
+      values.map((_, i) => (i === 20 || i === 40 ? "copy" : "view"))
+    )
+    // Socket reads are fresh buffers nobody reuses: writing over them here shows which is which.
+    for (const piece of pieces) piece.fill(0xff)
+    for (const v of views) expect(v.every((b) => b === 0xff)).toBe(true)
+    for (const v of copies) expect(v.every((b) => b === v[0] && b !== 0xff)).toBe(true)
+  })
+
+  it("rejects input it cannot take with a FrameError, whatever the bytes", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 1, maxLength: 200 }), (bytes) => {
+        const parser = Wire.makeParser(1024)
+        try {
+          for (const message of parser.decode(bytes)) Wire.toRequest(message)
+        } catch (error) {
+          expect(error).toBeInstanceOf(Wire.FrameError)
+        }
+      }),
+      { numRuns: 500 }
+    )
+  })
+
+  it("carries a StoreError there and back in a reply; a reply without one reads as a Protocol error", () => {
+    const sent = new Store.StoreError({
+      reason: "Io",
+      method: "append",
+      key: "a/b",
+      description: "disk full",
+      cause: new Error("ENOSPC")
+    })
+    const server = Wire.makeParser()
+    const client = Wire.makeParser()
+    const [reply] = client.decode(server.encode({ _tag: "Failed", id: 7, error: Wire.encodeError(sent) }))
+    const read = Wire.toReply(reply)
+    expect(read?._tag).toBe("Failed")
+    const received = read?._tag === "Failed" ? Wire.decodeError(read.error) : undefined
+    expect(received).toBeInstanceOf(Store.StoreError)
+    expect(received).toMatchObject({ reason: "Io", method: "append", key: "a/b", description: "disk full" })
+    expect(String(received?.cause)).toContain("ENOSPC")
+    expect(Wire.decodeError({ nonsense: true })).toMatchObject({ reason: "Protocol" })
+  })
+})
