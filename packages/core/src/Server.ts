@@ -341,6 +341,11 @@ export const make = (store: Store.Shape, options: Options): Effect.Effect<Info, 
       // A client that resets its connection (a process that died, a connection
       // closed for bad input) is routine for a server, not an error to log.
       socket.on("error", (error) => logDebug("a connection ended with an error", error))
+      /** Closes this connection over something it sent (or a reply that failed); the others carry on. */
+      const hangUp = (why: string, error: unknown): void => {
+        logDebug(why, error)
+        socket.destroy()
+      }
 
       const reply = (message: Wire.Reply): void => {
         if (socket.destroyed) return
@@ -348,8 +353,7 @@ export const make = (store: Store.Shape, options: Options): Effect.Effect<Info, 
         try {
           frame = parser.encode(message)
         } catch (error) {
-          logDebug("a reply could not be encoded", error)
-          socket.destroy()
+          hangUp("a reply could not be encoded", error)
           return
         }
         if (!socket.write(frame)) waitingForDrain = true
@@ -372,8 +376,7 @@ export const make = (store: Store.Shape, options: Options): Effect.Effect<Info, 
           try {
             request = Wire.toRequest(message)
           } catch (error) {
-            logDebug("a connection sent a message that is not a request", error)
-            socket.destroy()
+            hangUp("a connection sent a message that is not a request", error)
             return
           }
           if (!("_tag" in request)) {
@@ -410,8 +413,7 @@ export const make = (store: Store.Shape, options: Options): Effect.Effect<Info, 
         try {
           messages = parser.decode(chunk)
         } catch (error) {
-          logDebug("a connection sent bytes that are not frames of this protocol", error)
-          socket.destroy()
+          hangUp("a connection sent bytes that are not frames of this protocol", error)
           return
         }
         for (let i = 0; i < messages.length; i++) queue.push(messages[i])
