@@ -14,7 +14,7 @@
  *
  * @since 0.1.0
  */
-import { Buffer, Dict, Server, Store } from "@partd/core"
+import { Buffer, Dict, Server, Store, Wire } from "@partd/core"
 import { Console, Context, Effect, Layer } from "effect"
 import { Command, Flag } from "effect/cli"
 import * as File from "./File.ts"
@@ -37,6 +37,7 @@ export interface Config {
   readonly store: StoreKind
   readonly memory: number
   readonly maxFrameBytes: number
+  readonly maxAppendBytes: number
 }
 
 /**
@@ -71,7 +72,9 @@ export const serve = (config: Config): Effect.Effect<never, Store.StoreError> =>
     }
     yield* Effect.addFinalizer(() => Console.log(`partd-server stopped; data flushed to ${config.dir}`))
     const context = yield* Layer.build(
-      Server.layer({ address, maxFrameBytes: config.maxFrameBytes }).pipe(Layer.provide(storeLayer(config)))
+      Server.layer({ address, maxFrameBytes: config.maxFrameBytes, maxAppendBytes: config.maxAppendBytes }).pipe(
+        Layer.provide(storeLayer(config))
+      )
     )
     const listening = Server.showAddress(Context.get(context, Server.Server).address)
     yield* Console.log(`partd-server listening on ${listening} (${config.store} store at ${config.dir})`)
@@ -104,6 +107,10 @@ export const command = Command.make(
     maxFrameBytes: Flag.Int("max-frame-bytes").pipe(
       Flag.withDescription("the largest request or answer, in bytes"),
       Flag.withDefault(Server.defaultMaxFrameBytes)
+    ),
+    maxAppendBytes: Flag.Int("max-append-bytes").pipe(
+      Flag.withDescription("the largest append sent in parts (larger than a frame) that is held until its last part"),
+      Flag.withDefault(Wire.defaultMaxAppendBytes)
     )
   },
   serve

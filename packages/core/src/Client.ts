@@ -15,10 +15,12 @@
  * whether to retry. A request interrupted by its caller is still applied by
  * the server if it was sent; its reply is dropped.
  *
- * An append whose packed size exceeds the frame limit is split into several
- * requests, sent in order (each key's chunks stay in order; another client's
- * append may land in between). A single chunk larger than the limit fails
- * with `BadValue`. A `get` whose reply would exceed the limit fails with a
+ * An append whose packed size exceeds the frame limit is sent in parts, one
+ * frame each, back to back; the server holds them and applies them as one
+ * append when the last part arrives, so no other append lands in between and
+ * a connection lost midway leaves nothing of it (the server bounds what it
+ * holds: `maxAppendBytes`). A single chunk larger than the limit fails with
+ * `BadValue`. A `get` whose reply would exceed the limit fails with a
  * `Protocol` error from the server: get fewer keys at a time.
  *
  * @since 0.1.0
@@ -41,13 +43,14 @@ export interface Options {
   readonly maxFrameBytes?: number
 }
 
-type Resume = (effect: Effect.Effect<ReadonlyArray<Uint8Array> | undefined, Store.StoreError>) => void
+/** Called once with a request's outcome: its error, or the values its reply carried. */
+type Settle = (error: Store.StoreError | undefined, values?: ReadonlyArray<Uint8Array>) => void
 
 /** One connection to the server and the requests waiting for its replies. */
 interface Connection {
   readonly socket: Net.Socket
   readonly parser: Wire.Parser
-  readonly waiting: Map<number, { readonly method: string; readonly resume: Resume }>
+  readonly waiting: Map<number, { readonly method: string; readonly settle: Settle }>
   nextId: number
 }
 
@@ -92,9 +95,7 @@ export const make = (options: Options): Effect.Effect<Store.Shape, Store.StoreEr
       if (current === connection) current = undefined
       const waiting = [...connection.waiting.values()]
       connection.waiting.clear()
-      for (const { method, resume } of waiting) {
-        resume(Effect.fail(new Store.StoreError({ reason, method, description })))
-      }
+      for (const { method, settle } of waiting) settle(new Store.StoreError({ reason, method, description }))
     }
 
     /**
@@ -144,12 +145,16 @@ export const make = (options: Options): Effect.Effect<Store.Shape, Store.StoreEr
           // A request whose caller was interrupted has no one waiting.
           if (request === undefined) continue
           connection.waiting.delete(reply.id)
-          request.resume(
-            reply._tag === "Done" ? Effect.succeed(reply.values) : Effect.fail(Wire.decodeError(reply.error))
-          )
+          if (reply._tag === "Done") request.settle(undefined, reply.values)
+          else request.settle(Wire.decodeError(reply.error))
         }
       })
       return connection
+    }
+
+    const connection = (): Connection => {
+      if (current === undefined || current.socket.destroyed) current = connect()
+      return current
     }
 
     /** Sends one request and waits for its reply. */
@@ -158,20 +163,64 @@ export const make = (options: Options): Effect.Effect<Store.Shape, Store.StoreEr
       message: Record<string, unknown>
     ): Effect.Effect<ReadonlyArray<Uint8Array> | undefined, Store.StoreError> =>
       Effect.callback((resume) => {
-        if (current === undefined || current.socket.destroyed) current = connect()
-        const connection = current
-        const id = connection.nextId++
+        const to = connection()
+        const id = to.nextId++
         let frame: Uint8Array
         try {
-          frame = connection.parser.encode({ ...message, id }, id)
+          frame = to.parser.encode({ ...message, id }, id)
         } catch (cause) {
           resume(Effect.fail(new Store.StoreError({ reason: "BadValue", method, description: String(cause), cause })))
           return
         }
-        connection.waiting.set(id, { method, resume })
-        connection.socket.write(frame)
+        to.waiting.set(id, {
+          method,
+          settle: (error, values) => resume(error === undefined ? Effect.succeed(values) : Effect.fail(error))
+        })
+        to.socket.write(frame)
         return Effect.sync(() => {
-          connection.waiting.delete(id)
+          to.waiting.delete(id)
+        })
+      })
+
+    /**
+     * Sends requests back to back, in one go, so that nothing else this
+     * client sends comes between them, and waits for every reply: fails with
+     * the first failure in their order.
+     */
+    const requestAll = (
+      method: string,
+      messages: ReadonlyArray<Record<string, unknown>>
+    ): Effect.Effect<void, Store.StoreError> =>
+      Effect.callback((resume) => {
+        const to = connection()
+        const frames: Array<Uint8Array> = []
+        const ids: Array<number> = []
+        try {
+          for (const message of messages) {
+            const id = to.nextId++
+            frames.push(to.parser.encode({ ...message, id }))
+            ids.push(id)
+          }
+        } catch (cause) {
+          resume(Effect.fail(new Store.StoreError({ reason: "BadValue", method, description: String(cause), cause })))
+          return
+        }
+        const errors = new Array<Store.StoreError | undefined>(ids.length)
+        let remaining = ids.length
+        ids.forEach((id, index) => {
+          to.waiting.set(id, {
+            method,
+            settle: (error) => {
+              errors[index] = error
+              if (--remaining > 0) return
+              const first = errors.find((e) => e !== undefined)
+              resume(first === undefined ? Effect.void : Effect.fail(first))
+            }
+          })
+        })
+        for (const frame of frames) to.socket.write(frame)
+        return Effect.sync(() => {
+          for (const id of ids) to.waiting.delete(id)
         })
       })
 
@@ -207,9 +256,17 @@ export const make = (options: Options): Effect.Effect<Store.Shape, Store.StoreEr
         size += one
       }
       slices.push([start, values.length])
-      return Effect.forEach(slices, ([from, to]) => appendPacked(paths.slice(from, to), values.slice(from, to)), {
-        discard: true
-      })
+      // Sent in parts, one frame each, that the server holds until the last
+      // one and then applies as one append (see `Wire.Request`).
+      return requestAll(
+        "append",
+        slices.map(([from, to], i) => ({
+          _tag: "Append",
+          paths: Wire.joinPaths(paths.slice(from, to)),
+          values: values.slice(from, to),
+          ...(i < slices.length - 1 ? { more: true } : {})
+        }))
+      )
     }
 
     return yield* Store.make({

@@ -31,9 +31,7 @@
  * stores do. A `Buffer` does not promise it (an append waiting for room may
  * be overtaken by a smaller one), nor is there anything to gain in front of
  * a store that works synchronously (Dict, File): put it in front of a store
- * that talks to a server. One exception: a `Client` sends an append larger
- * than its frame limit as several requests, one after the other's answer,
- * and the next pipelined append may land between them.
+ * that talks to a server.
  *
  * @since 0.1.0
  */

@@ -119,6 +119,12 @@ export interface Options {
   readonly address: Address
   /** The largest frame accepted or sent, in bytes (default {@link defaultMaxFrameBytes}). */
   readonly maxFrameBytes?: number
+  /**
+   * The largest append sent in parts (one larger than a frame) that a
+   * connection may have the server hold until its last part, in bytes
+   * (default `Wire.defaultMaxAppendBytes`, 1 GiB).
+   */
+  readonly maxAppendBytes?: number
 }
 
 /** The most characters of joined key lists the server remembers as validated. */
@@ -170,7 +176,7 @@ const failedUnexpectedly = (method: string, cause: Cause.Cause<unknown>): Store.
 const handlers = (store: Store.Shape, maxFrameBytes: number) => {
   const backend = Store.toBackend(store)
   const pathsOf = makePathCache()
-  return (request: Wire.Request): Effect.Effect<ReadonlyArray<Uint8Array> | undefined, Store.StoreError> => {
+  const handle = (request: Wire.Request): Effect.Effect<ReadonlyArray<Uint8Array> | undefined, Store.StoreError> => {
     switch (request._tag) {
       case "Append": {
         // Validated paths go to the store's backend as the parallel arrays it
@@ -207,7 +213,21 @@ const handlers = (store: Store.Shape, maxFrameBytes: number) => {
         return Effect.as(store.drop, undefined)
     }
   }
+  /** Appends paths already validated (an append sent in parts, put together). */
+  const appendValid = (paths: ReadonlyArray<Key.Path>, values: ReadonlyArray<Uint8Array>) =>
+    paths.length === 0 ? Effect.undefined : Effect.as(backend.append(paths, values), undefined)
+  return { handle, pathsOf, appendValid }
 }
+
+/** The parts received so far of an append sent in parts, and the first error among them. */
+interface Staged {
+  readonly paths: Array<Key.Path>
+  readonly values: Array<Uint8Array>
+  bytes: number
+  failed: Store.StoreError | undefined
+}
+
+type AppendRequest = Extract<Wire.Request, { readonly _tag: "Append" }>
 
 /**
  * How much a connection reads ahead: a shuffle's append is hundreds of KiB,
@@ -324,7 +344,8 @@ const listen = (address: Address, onConnection: (socket: Net.Socket) => void) =>
 export const make = (store: Store.Shape, options: Options): Effect.Effect<Info, Store.StoreError, Scope.Scope> =>
   Effect.gen(function* () {
     const maxFrameBytes = options.maxFrameBytes ?? defaultMaxFrameBytes
-    const handle = handlers(store, maxFrameBytes)
+    const maxAppendBytes = options.maxAppendBytes ?? Wire.defaultMaxAppendBytes
+    const { handle, pathsOf, appendValid } = handlers(store, maxFrameBytes)
     // Made before listening, so closed after the connections: running requests are interrupted last.
     const run = yield* FiberSet.makeRuntime<never, ReadonlyArray<Uint8Array> | undefined, Store.StoreError>()
     const logDebug = (message: string, cause: unknown) => {
@@ -338,6 +359,10 @@ export const make = (store: Store.Shape, options: Options): Effect.Effect<Info, 
       let busy = false
       let paused = false
       let waitingForDrain = false
+      // An append sent in parts is held here until its last part, then applied
+      // as one append: nobody sees part of it, and a connection lost before
+      // the last part leaves nothing behind.
+      let staged: Staged | undefined
       // A client that resets its connection (a process that died, a connection
       // closed for bad input) is routine for a server, not an error to log.
       socket.on("error", (error) => logDebug("a connection ended with an error", error))
@@ -357,6 +382,47 @@ export const make = (store: Store.Shape, options: Options): Effect.Effect<Info, 
           return
         }
         if (!socket.write(frame)) waitingForDrain = true
+      }
+
+      /**
+       * Takes one part of an append sent in parts: a part with `more` is held
+       * (or fails, and then so does the rest of that append); the last part
+       * gives the whole append to run.
+       */
+      const stage = (
+        request: AppendRequest
+      ): Wire.Reply | Effect.Effect<ReadonlyArray<Uint8Array> | undefined, Store.StoreError> => {
+        const part: Staged = staged ?? { paths: [], values: [], bytes: 0, failed: undefined }
+        staged = part
+        if (part.failed === undefined) {
+          const valid = pathsOf("append", request.paths, request.values.length)
+          let bytes = 0
+          for (const value of request.values) bytes += value.byteLength
+          if (valid instanceof Store.StoreError) {
+            part.failed = valid
+          } else if (part.bytes + bytes > maxAppendBytes) {
+            part.failed = new Store.StoreError({
+              reason: "BadValue",
+              method: "append",
+              description: `an append of more than ${maxAppendBytes} bytes (the server's maxAppendBytes)`
+            })
+          } else {
+            for (let i = 0; i < valid.length; i++) {
+              part.paths.push(valid[i]!)
+              part.values.push(request.values[i]!)
+            }
+            part.bytes += bytes
+          }
+        }
+        if (request.more === true) {
+          return part.failed === undefined
+            ? { _tag: "Done", id: request.id }
+            : { _tag: "Failed", id: request.id, error: Wire.encodeError(part.failed) }
+        }
+        staged = undefined
+        return part.failed === undefined
+          ? appendValid(part.paths, part.values)
+          : { _tag: "Failed", id: request.id, error: Wire.encodeError(part.failed) }
       }
 
       /** Applies waiting requests, one at a time, in order. */
@@ -383,10 +449,31 @@ export const make = (store: Store.Shape, options: Options): Effect.Effect<Info, 
             reply({ _tag: "Failed", id: request.id, error: Wire.encodeError(request.error) })
             continue
           }
+          let work: Effect.Effect<ReadonlyArray<Uint8Array> | undefined, Store.StoreError>
+          if (request._tag === "Append" && (request.more === true || staged !== undefined)) {
+            const staging = stage(request)
+            if (!Effect.isEffect(staging)) {
+              reply(staging)
+              continue
+            }
+            work = staging
+          } else if (staged !== undefined) {
+            // A client sends an append's parts back to back: anything else in
+            // between breaks the protocol, and fails along with that append.
+            staged.failed ??= new Store.StoreError({
+              reason: "Protocol",
+              method: "append",
+              description: "a request came between the parts of this append; nothing of it was applied"
+            })
+            reply({ _tag: "Failed", id: request.id, error: Wire.encodeError(staged.failed) })
+            continue
+          } else {
+            work = handle(request)
+          }
           const { id, _tag: method } = request
           busy = true
           let synchronous = true
-          run(handle(request)).addObserver((exit) => {
+          run(work).addObserver((exit) => {
             busy = false
             if (Exit.isSuccess(exit)) {
               reply(exit.value === undefined ? { _tag: "Done", id } : { _tag: "Done", id, values: exit.value })

@@ -6,7 +6,7 @@
  * its own; the server answers each request with a reply carrying the same
  * number, in the order the requests arrived:
  *
- * - `Append { id, paths, values }`, `Get { id, paths, count }`,
+ * - `Append { id, paths, values, more? }`, `Get { id, paths, count }`,
  *   `Iset { id, path, value }`, `Delete { id, paths, count }`, `Drop { id }`;
  * - `Done { id, values? }` (values for `Get`), or `Failed { id, error }` with
  *   the `StoreError` in its schema's encoded form, so that errors reach the
@@ -70,6 +70,12 @@ export type Request =
       /** NUL-joined paths; `values[i]` goes to the i-th. */
       readonly paths: string
       readonly values: ReadonlyArray<Uint8Array>
+      /**
+       * A part of an append too large for one frame, with more parts to
+       * follow: the server holds it, and applies all the parts as one append
+       * when the part without `more` arrives.
+       */
+      readonly more?: boolean
     }
   | { readonly _tag: "Get"; readonly id: number; readonly paths: string; readonly count: number }
   | { readonly _tag: "Iset"; readonly id: number; readonly path: string; readonly value: Uint8Array }
@@ -110,7 +116,9 @@ export const toRequest = (message: unknown): Request | { readonly id: number; re
   })
   switch (m._tag) {
     case "Append":
-      if (typeof m.paths !== "string" || !isChunks(m.values)) return bad("needs paths and a list of byte arrays")
+      if (typeof m.paths !== "string" || !isChunks(m.values) || (m.more !== undefined && typeof m.more !== "boolean")) {
+        return bad("needs paths and a list of byte arrays")
+      }
       return message as Request
     case "Get":
     case "Delete":
@@ -223,6 +231,15 @@ export const framedBytes = (paths: ReadonlyArray<Key.Path>, values: ReadonlyArra
   for (let i = 0; i < values.length; i++) total += values[i]!.byteLength + paths[i]!.length * 3 + 8
   return total
 }
+
+/**
+ * The default limit of an append sent in parts (see `Request`): 1 GiB held by
+ * the server until the last part arrives.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultMaxAppendBytes = 1024 * 1024 * 1024
 
 /**
  * The default frame size limit: 128 MiB, so that a 64 MiB value fits in one

@@ -60,7 +60,10 @@ const bytes = (s: string): Uint8Array => new TextEncoder().encode(s)
 const text = (u: Uint8Array): string => new TextDecoder().decode(u)
 
 /** Starts a server over a fresh Dict in the test's scope; returns where it listens. */
-const startServer = (address: Server.Address, options: { readonly maxFrameBytes?: number } = {}) =>
+const startServer = (
+  address: Server.Address,
+  options: { readonly maxFrameBytes?: number; readonly maxAppendBytes?: number } = {}
+) =>
   Effect.map(
     Layer.build(Server.layer({ address, ...options }).pipe(Layer.provide(Layer.fresh(Dict.layer)))),
     (context) => Context.get(context, Server.Server).address
@@ -150,6 +153,7 @@ const u32 = (n: number): Uint8Array => {
   new DataView(out.buffer).setUint32(0, n, true)
   return out
 }
+const fiberDone = (fiber: Fiber.Fiber<unknown, unknown>): boolean => fiber.pollUnsafe() !== undefined
 const concat = (...parts: ReadonlyArray<Uint8Array>): Uint8Array => new Uint8Array(globalThis.Buffer.concat(parts))
 
 /**
@@ -462,6 +466,88 @@ describe("Client and Server", () => {
       const tooMuch = yield* Effect.exit(store.get(["k0", "k1", "k2"]))
       expect(String(tooMuch)).toContain("Protocol")
       expect((yield* store.get(["k0"]))[0]!.byteLength).toBe(8 * 100 * 1024)
+      yield* close
+    })
+  )
+
+  it.live("an append sent in parts lands whole or not at all, and nothing comes between its parts", () =>
+    Effect.gen(function* () {
+      const maxFrameBytes = 1024 * 1024
+      const address = yield* startServer({ path: socketPath() }, { maxFrameBytes })
+      const writer = yield* openClient(address, { maxFrameBytes })
+      const reader = yield* openClient(address, { maxFrameBytes })
+      // 3.6 MiB over 36 keys: four parts. Another client reading meanwhile sees all of it or none.
+      const pieces = Array.from({ length: 36 }, (_, i) => [`big-${i}`, pattern(100 * 1024, i)] as const)
+      const seen = new Set<string>()
+      const firstAndLast = Effect.map(
+        reader.store.get(["big-0", "big-35"]),
+        ([a, b]) => `${a!.byteLength}/${b!.byteLength}`
+      )
+      const appended = yield* Effect.forkChild(writer.store.append(pieces))
+      while (!fiberDone(appended)) seen.add(yield* firstAndLast)
+      yield* Fiber.join(appended)
+      seen.add(yield* firstAndLast)
+      expect([...seen].filter((s) => s !== "0/0" && s !== "102400/102400")).toEqual([])
+      expect(seen.has("102400/102400")).toBe(true)
+      // Behind Pipelined, the next append lands after the whole of it.
+      const pipelined = yield* Pipelined.make(writer.store, { maxPending: 4 })
+      yield* pipelined.append(pieces.map(([key, v]) => [`o${key}`, v] as const))
+      yield* pipelined.append({ "obig-35": bytes("end") })
+      // Waits for both appends' replies.
+      yield* pipelined.get([])
+      const [last] = yield* reader.store.get(["obig-35"])
+      expect(last!.byteLength).toBe(100 * 1024 + 3)
+      expect(text(last!.subarray(100 * 1024))).toBe("end")
+      yield* writer.close
+      yield* reader.close
+    })
+  )
+
+  it.live("parts of an append that never see their last part, or that exceed maxAppendBytes, leave nothing", () =>
+    Effect.gen(function* () {
+      const address = yield* startServer({ path: socketPath() }, { maxAppendBytes: 1000 })
+      const part = (id: number, key: string, more: boolean) => ({
+        _tag: "Append",
+        id,
+        paths: key,
+        values: [new Uint8Array(400).fill(id)],
+        ...(more ? { more: true } : {})
+      })
+      const parser = Wire.makeParser()
+      // A client that vanishes after two parts.
+      const vanished = yield* rawSession(
+        address,
+        [parser.encode(part(1, "gone", true)), parser.encode(part(2, "gone", true))],
+        {
+          destroy: true
+        }
+      )
+      expect(vanished).toBe("destroyed")
+      // Three parts of 400 bytes exceed 1000: the third and the last fail, nothing lands.
+      const tooBig = yield* rawRequests(address, [
+        part(1, "big", true),
+        part(2, "big", true),
+        part(3, "big", true),
+        part(4, "big", false)
+      ])
+      expect(tooBig.map((r) => r._tag)).toEqual(["Done", "Done", "Failed", "Failed"])
+      // Another request between the parts fails, and so does that append.
+      const cut = yield* rawRequests(address, [
+        part(1, "cut", true),
+        { _tag: "Get", id: 2, paths: "cut", count: 1 },
+        part(3, "cut", false)
+      ])
+      expect(cut.map((r) => r._tag)).toEqual(["Done", "Failed", "Failed"])
+      const reasons = [tooBig[3]!, cut[1]!].map((r) =>
+        r._tag === "Failed" ? Wire.decodeError(r.error).reason : r._tag
+      )
+      expect(reasons).toEqual(["BadValue", "Protocol"])
+      const { store, close } = yield* openClient(address)
+      expect((yield* store.get(["gone", "big", "cut"])).map((v) => v.byteLength)).toEqual([0, 0, 0])
+      // The connection that broke the protocol was not closed; a whole append in two parts lands.
+      const whole = yield* rawRequests(address, [part(1, "whole", true), part(2, "whole", false)])
+      expect(whole.map((r) => r._tag)).toEqual(["Done", "Done"])
+      expect((yield* store.get(["whole"]))[0]!.byteLength).toBe(800)
       yield* close
     })
   )
