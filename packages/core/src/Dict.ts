@@ -60,17 +60,11 @@ export const make: Effect.Effect<Store.Shape, never, Scope.Scope> = Effect.gen(f
           }
           return
         }
-        // A path repeated back to back (a spilled key's chunks, see `Buffer`) is looked up once.
-        let path: Key.Path | undefined
-        let slot: Slot | undefined
         for (let i = 0; i < paths.length; i++) {
-          if (paths[i] !== path) {
-            path = paths[i]!
-            slot = slotOf(path)
-          }
+          const slot = slotOf(paths[i]!)
           const chunk = values[i]!
-          slot!.chunks.push(chunk)
-          slot!.length += chunk.byteLength
+          slot.chunks.push(chunk)
+          slot.length += chunk.byteLength
         }
       }),
     get: (paths) =>

@@ -474,10 +474,9 @@ export interface Parser {
  *
  * The envelope is the message in MessagePack (msgpackr), with byte arrays
  * replaced by markers; the arrays follow, in order. Encoding copies each array
- * once, into the frame. Decoding hands out views into the frame: into the
- * chunk read from the socket when the frame arrived whole in it, else into a
- * buffer of exactly the frame's size (allocated after checking the length
- * against the limit), so the store keeps appended chunks without a copy.
+ * once, into the frame. Decoding hands out views into the socket reads the
+ * frame arrived in (see `Cursor`; only a byte array that straddles two reads
+ * is copied), so the store keeps appended chunks without a copy.
  *
  * @since 0.1.0
  * @category constructors
