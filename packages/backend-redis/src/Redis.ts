@@ -28,7 +28,7 @@
  *
  * @since 0.1.0
  */
-import { Store } from "@partd/core"
+import { BufferPool, Store } from "@partd/core"
 import { Config, Duration, Effect, Layer, Redacted, type Scope } from "effect"
 import {
   Cluster,
@@ -468,18 +468,11 @@ export const make = (
     // whole command, so the socket is done with it. After a failure (a
     // timeout may fire while the bytes still wait in the socket) it is left
     // to the garbage collector.
-    const spare: Array<Buffer> = []
-    const takeBuffer = (size: number): Buffer => {
-      let best = -1
-      for (let i = 0; i < spare.length; i++) {
-        if (spare[i]!.byteLength >= size && (best === -1 || spare[i]!.byteLength < spare[best]!.byteLength)) best = i
-      }
-      const buffer = best === -1 ? Buffer.allocUnsafeSlow(Math.max(size, MIN_SCRIPT_BUFFER)) : spare.splice(best, 1)[0]!
-      return buffer.subarray(0, size)
-    }
-    const reuseBuffer = (encoded: Buffer): void => {
-      if (spare.length < MAX_SPARE_BUFFERS) spare.push(Buffer.from(encoded.buffer, encoded.byteOffset))
-    }
+    const scriptBuffers = BufferPool.make({
+      spares: MAX_SPARE_BUFFERS,
+      minBytes: MIN_SCRIPT_BUFFER,
+      maxBytes: Number.POSITIVE_INFINITY
+    })
     const appendScripts = (c: IORedis, paths: ReadonlyArray<string>, values: ReadonlyArray<Uint8Array>) => {
       const sent: Array<Promise<unknown>> = []
       const n = paths.length
@@ -491,9 +484,16 @@ export const make = (
           bytes += values[end]!.byteLength
           end++
         }
-        const encoded = Resp.evalWithKeys(APPEND_SCRIPT, keysFor(paths, start, end), values, start, end, takeBuffer)
+        const encoded = Resp.evalWithKeys(
+          APPEND_SCRIPT,
+          keysFor(paths, start, end),
+          values,
+          start,
+          end,
+          scriptBuffers.take
+        )
         const reply = c.sendCommand(new EncodedCommand("eval", encoded)) as Promise<unknown>
-        sent.push(reply.then(() => reuseBuffer(encoded)))
+        sent.push(reply.then(() => scriptBuffers.give(encoded)))
         start = end
       }
       return Promise.all(sent)

@@ -20,9 +20,8 @@
  * - the chunks travel as a table of uint32 lengths followed by their bytes,
  *   copied once into the outgoing frame, and arrive as views into the
  *   incoming frame: no MessagePack value and no copy per chunk;
- * - request frames are written from a few reused buffers (a request's buffer
- *   is free once its reply arrives), sparing a fresh 256 KiB allocation per
- *   append.
+ * - request frames are written from a few reused buffers (`BufferPool`),
+ *   sparing a fresh 256 KiB allocation per append.
  *
  * Why not `effect/rpc` over `effect/socket`: this protocol first ran as an
  * `effect/rpc` group over `effect/socket`, with this same framing as its
@@ -46,6 +45,7 @@
  */
 import { Option, Schema } from "effect"
 import { Packr, Unpackr } from "msgpackr"
+import * as BufferPool from "./BufferPool.ts"
 import * as Bytes from "./Bytes.ts"
 import type * as Key from "./Key.ts"
 import * as Store from "./Store.ts"
@@ -442,7 +442,6 @@ const putBlobs = (value: unknown, cursor: Cursor): unknown => {
 
 /** Request frames larger than this are not reused (see `Parser.encode`). */
 const maxPooledBytes = 8 * 1024 * 1024
-const maxFreePooled = 4
 const maxInFlightPooled = 64
 
 /**
@@ -491,26 +490,19 @@ export const makeParser = (maxFrameBytes: number = defaultMaxFrameBytes): Parser
   let pieces: Array<Uint8Array> = []
   let filled = 0
   /**
-   * Request frames are written from a few reused buffers: a fresh 256 KiB
-   * buffer per append costs more in page faults and garbage collection than
-   * filling it. A request's buffer is free again once its reply arrives,
-   * because the peer replies only after reading the whole frame, so the
-   * socket is done with it. (Replies are never reused: they have no reply,
-   * and on the client they become the caller's values.)
+   * Request frames are written from a few reused buffers (see `BufferPool`):
+   * a request's buffer is free again once its reply arrives. (Replies are
+   * never reused: they have no reply, and on the client they become the
+   * caller's values.)
    */
-  const free: Array<Uint8Array> = []
+  const pool = BufferPool.make({ spares: 4, minBytes: 64 * 1024, maxBytes: maxPooledBytes })
   const inFlight = new Map<number, Uint8Array>()
   const allocate = (size: number): Uint8Array => globalThis.Buffer.allocUnsafe(size)
   const reuse = (request: number, size: number): Uint8Array => {
-    if (size > maxPooledBytes || inFlight.size >= maxInFlightPooled) return allocate(size)
-    let index = -1
-    for (let i = 0; i < free.length; i++) {
-      if (free[i]!.byteLength >= size && (index === -1 || free[i]!.byteLength < free[index]!.byteLength)) index = i
-    }
-    // Uninitialised memory: every byte of the frame is written by `encode`.
-    const buffer = index === -1 ? allocate(Math.max(size, 64 * 1024)) : free.splice(index, 1)[0]!
+    if (inFlight.size >= maxInFlightPooled) return allocate(size)
+    const buffer = pool.take(size)
     inFlight.set(request, buffer)
-    return buffer.subarray(0, size)
+    return buffer
   }
   const decodeFrame = (frame: ReadonlyArray<Uint8Array>, length: number): unknown => {
     const cursor = new Cursor(frame, length)
@@ -576,7 +568,7 @@ export const makeParser = (maxFrameBytes: number = defaultMaxFrameBytes): Parser
       const buffer = inFlight.get(id)
       if (buffer === undefined) return
       inFlight.delete(id)
-      if (free.length < maxFreePooled) free.push(buffer)
+      pool.give(buffer)
     }
   }
 }

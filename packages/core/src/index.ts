@@ -10,6 +10,13 @@
 export * as Buffer from "./Buffer.ts"
 
 /**
+ * BufferPool: a few spare buffers for outgoing messages.
+ *
+ * @since 0.1.0
+ */
+export * as BufferPool from "./BufferPool.ts"
+
+/**
  * Byte chunks and their concatenation.
  *
  * @since 0.1.0
