@@ -157,40 +157,16 @@ export const make = (options: Options): Effect.Effect<Store.Shape, Store.StoreEr
       return current
     }
 
-    /** Sends one request and waits for its reply. */
-    const request = (
-      method: string,
-      message: Record<string, unknown>
-    ): Effect.Effect<ReadonlyArray<Uint8Array> | undefined, Store.StoreError> =>
-      Effect.callback((resume) => {
-        const to = connection()
-        const id = to.nextId++
-        let frame: Uint8Array
-        try {
-          frame = to.parser.encode({ ...message, id }, id)
-        } catch (cause) {
-          resume(Effect.fail(new Store.StoreError({ reason: "BadValue", method, description: String(cause), cause })))
-          return
-        }
-        to.waiting.set(id, {
-          method,
-          settle: (error, values) => resume(error === undefined ? Effect.succeed(values) : Effect.fail(error))
-        })
-        to.socket.write(frame)
-        return Effect.sync(() => {
-          to.waiting.delete(id)
-        })
-      })
-
     /**
      * Sends requests back to back, in one go, so that nothing else this
-     * client sends comes between them, and waits for every reply: fails with
-     * the first failure in their order.
+     * client sends comes between them, and waits for every reply: succeeds
+     * with the values of the last, or fails with the first failure in their
+     * order. A single request's frame comes from the reused buffers.
      */
-    const requestAll = (
+    const exchange = (
       method: string,
       messages: ReadonlyArray<Record<string, unknown>>
-    ): Effect.Effect<void, Store.StoreError> =>
+    ): Effect.Effect<ReadonlyArray<Uint8Array> | undefined, Store.StoreError> =>
       Effect.callback((resume) => {
         const to = connection()
         const frames: Array<Uint8Array> = []
@@ -198,7 +174,7 @@ export const make = (options: Options): Effect.Effect<Store.Shape, Store.StoreEr
         try {
           for (const message of messages) {
             const id = to.nextId++
-            frames.push(to.parser.encode({ ...message, id }))
+            frames.push(to.parser.encode({ ...message, id }, messages.length === 1 ? id : undefined))
             ids.push(id)
           }
         } catch (cause) {
@@ -210,11 +186,11 @@ export const make = (options: Options): Effect.Effect<Store.Shape, Store.StoreEr
         ids.forEach((id, index) => {
           to.waiting.set(id, {
             method,
-            settle: (error) => {
+            settle: (error, values) => {
               errors[index] = error
               if (--remaining > 0) return
               const first = errors.find((e) => e !== undefined)
-              resume(first === undefined ? Effect.void : Effect.fail(first))
+              resume(first === undefined ? Effect.succeed(values) : Effect.fail(first))
             }
           })
         })
@@ -223,6 +199,9 @@ export const make = (options: Options): Effect.Effect<Store.Shape, Store.StoreEr
           for (const id of ids) to.waiting.delete(id)
         })
       })
+
+    /** Sends one request and waits for its reply. */
+    const request = (method: string, message: Record<string, unknown>) => exchange(method, [message])
 
     const appendPacked = (paths: ReadonlyArray<Key.Path>, values: ReadonlyArray<Uint8Array>) =>
       Effect.asVoid(request("append", { _tag: "Append", paths: Wire.joinPaths(paths), values }))
@@ -258,14 +237,16 @@ export const make = (options: Options): Effect.Effect<Store.Shape, Store.StoreEr
       slices.push([start, values.length])
       // Sent in parts, one frame each, that the server holds until the last
       // one and then applies as one append (see `Wire.Request`).
-      return requestAll(
-        "append",
-        slices.map(([from, to], i) => ({
-          _tag: "Append",
-          paths: Wire.joinPaths(paths.slice(from, to)),
-          values: values.slice(from, to),
-          ...(i < slices.length - 1 ? { more: true } : {})
-        }))
+      return Effect.asVoid(
+        exchange(
+          "append",
+          slices.map(([from, to], i) => ({
+            _tag: "Append",
+            paths: Wire.joinPaths(paths.slice(from, to)),
+            values: values.slice(from, to),
+            ...(i < slices.length - 1 ? { more: true } : {})
+          }))
+        )
       )
     }
 

@@ -172,19 +172,17 @@ const failedUnexpectedly = (method: string, cause: Cause.Cause<unknown>): Store.
       })
 }
 
+type AppendRequest = Extract<Wire.Request, { readonly _tag: "Append" }>
+
 /** What each request does to the served store. */
 const handlers = (store: Store.Shape, maxFrameBytes: number) => {
   const backend = Store.toBackend(store)
   const pathsOf = makePathCache()
-  const handle = (request: Wire.Request): Effect.Effect<ReadonlyArray<Uint8Array> | undefined, Store.StoreError> => {
+  /** Every request but an append (see `serve`, which puts appends sent in parts together). */
+  const handle = (
+    request: Exclude<Wire.Request, AppendRequest>
+  ): Effect.Effect<ReadonlyArray<Uint8Array> | undefined, Store.StoreError> => {
     switch (request._tag) {
-      case "Append": {
-        // Validated paths go to the store's backend as the parallel arrays it
-        // takes, with no pair per chunk on the way.
-        const valid = pathsOf("append", request.paths, request.values.length)
-        if (valid instanceof Store.StoreError) return Effect.fail(valid)
-        return valid.length === 0 ? Effect.undefined : Effect.as(backend.append(valid, request.values), undefined)
-      }
       case "Get": {
         const valid = pathsOf("get", request.paths, request.count)
         if (valid instanceof Store.StoreError) return Effect.fail(valid)
@@ -213,7 +211,10 @@ const handlers = (store: Store.Shape, maxFrameBytes: number) => {
         return Effect.as(store.drop, undefined)
     }
   }
-  /** Appends paths already validated (an append sent in parts, put together). */
+  /**
+   * Appends validated paths: they go to the store's backend as the parallel
+   * arrays it takes, with no pair per chunk on the way.
+   */
   const appendValid = (paths: ReadonlyArray<Key.Path>, values: ReadonlyArray<Uint8Array>) =>
     paths.length === 0 ? Effect.undefined : Effect.as(backend.append(paths, values), undefined)
   return { handle, pathsOf, appendValid }
@@ -226,8 +227,6 @@ interface Staged {
   bytes: number
   failed: Store.StoreError | undefined
 }
-
-type AppendRequest = Extract<Wire.Request, { readonly _tag: "Append" }>
 
 /**
  * How much a connection reads ahead: a shuffle's append is hundreds of KiB,
@@ -385,13 +384,17 @@ export const make = (store: Store.Shape, options: Options): Effect.Effect<Info, 
       }
 
       /**
-       * Takes one part of an append sent in parts: a part with `more` is held
-       * (or fails, and then so does the rest of that append); the last part
-       * gives the whole append to run.
+       * An append: in one frame, it runs at once. Sent in parts, a part with
+       * `more` is held (or fails, and then so does the rest of that append),
+       * and the last part gives the whole append to run.
        */
-      const stage = (
+      const append = (
         request: AppendRequest
       ): Wire.Reply | Effect.Effect<ReadonlyArray<Uint8Array> | undefined, Store.StoreError> => {
+        if (staged === undefined && request.more !== true) {
+          const valid = pathsOf("append", request.paths, request.values.length)
+          return valid instanceof Store.StoreError ? Effect.fail(valid) : appendValid(valid, request.values)
+        }
         const part: Staged = staged ?? { paths: [], values: [], bytes: 0, failed: undefined }
         staged = part
         if (part.failed === undefined) {
@@ -450,13 +453,13 @@ export const make = (store: Store.Shape, options: Options): Effect.Effect<Info, 
             continue
           }
           let work: Effect.Effect<ReadonlyArray<Uint8Array> | undefined, Store.StoreError>
-          if (request._tag === "Append" && (request.more === true || staged !== undefined)) {
-            const staging = stage(request)
-            if (!Effect.isEffect(staging)) {
-              reply(staging)
+          if (request._tag === "Append") {
+            const appending = append(request)
+            if (!Effect.isEffect(appending)) {
+              reply(appending)
               continue
             }
-            work = staging
+            work = appending
           } else if (staged !== undefined) {
             // A client sends an append's parts back to back: anything else in
             // between breaks the protocol, and fails along with that append.
