@@ -53,13 +53,14 @@ const progress = (line: string): void => {
   else process.stderr.write(`${line}\n`)
 }
 
-const runChild = (command: string, args: ReadonlyArray<string>): Measurement | string => {
+/** Runs a measuring child process; its last line of output is the measurement, as JSON. */
+const runChild = <M = Measurement>(command: string, args: ReadonlyArray<string>): M | string => {
   const child = spawnSync(command, args, { cwd: root, encoding: "utf8", maxBuffer: 16 * 1024 * 1024 })
   if (child.status !== 0)
     return `exit ${child.status}: ${(child.stderr || child.stdout).trim().split("\n").slice(-3).join(" ")}`
   const line = child.stdout.trim().split("\n").pop() ?? ""
   try {
-    return JSON.parse(line) as Measurement
+    return JSON.parse(line) as M
   } catch {
     return `unreadable output: ${line.slice(0, 200)}`
   }
@@ -90,16 +91,8 @@ interface Row {
 }
 
 /** One run of a reference program, in its own child process. */
-const runReference = (caseName: string, workloadName: string): ReferenceMeasurement | string => {
-  const child = spawnSync(process.execPath, [path.join(here, "case.ts"), caseName, workloadName, "--reference"], {
-    cwd: root,
-    encoding: "utf8",
-    maxBuffer: 16 * 1024 * 1024
-  })
-  if (child.status !== 0)
-    return `exit ${child.status}: ${(child.stderr || child.stdout).trim().split("\n").slice(-3).join(" ")}`
-  return JSON.parse(child.stdout.trim().split("\n").pop() ?? "{}") as ReferenceMeasurement
-}
+const runReference = (caseName: string, workloadName: string): ReferenceMeasurement | string =>
+  runChild<ReferenceMeasurement>(process.execPath, [path.join(here, "case.ts"), caseName, workloadName, "--reference"])
 
 const selected = cases.filter((c) => only === undefined || c.name.includes(only))
 const rows: Array<Row> = []
