@@ -192,6 +192,11 @@ describe("Compression", () => {
       const storeError = error?._tag === "Fail" ? error.error : undefined
       expect(storeError?.reason).toBe("Protocol")
       expect(Encode.codecErrorOf(storeError)?.reason).toBe("Decode")
+      // The codec's one decompression context is not left mid-frame by the failure.
+      yield* inner.append({ torn: Framing.frame(zlib.zstdCompressSync(compressible).subarray(0, 20)) })
+      expect(Exit.isFailure(yield* Effect.exit(store.get(["torn"])))).toBe(true)
+      const [again] = yield* store.get(["theirs"])
+      expect(hex(again!)).toBe(hex(compressible))
     }).pipe(Effect.provide(Dict.layer))
   )
 
