@@ -200,6 +200,40 @@ describe("Compression", () => {
     }).pipe(Effect.provide(Dict.layer))
   )
 
+  it.effect("lz4 blocks are lz4-napi's both ways, and a corrupt size prefix fails typed", () =>
+    Effect.gen(function* () {
+      const napi = yield* Effect.promise(() => import("lz4-napi"))
+      const inner = yield* Store.Store
+      const store = yield* Encode.makeStore(yield* Compression.codec("lz4"), inner)
+      yield* store.append({ ours: compressible })
+      // lz4-napi wrote this codec's blocks before lz4-wasm-nodejs did.
+      yield* inner.append({ theirs: Framing.frame(napi.compressSync(Buffer.from(compressible))) })
+      const [ours, theirs] = yield* store.get(["ours", "theirs"])
+      expect(hex(theirs!)).toBe(hex(compressible))
+      const [raw] = yield* inner.get(["ours"])
+      expect(hex(napi.uncompressSync(Buffer.from(Framing.split(raw!).frames[0]!)))).toBe(hex(ours!))
+      for (const prefix of [
+        [0xff, 0xff, 0xff, 0xff],
+        [0xff, 0xff, 0xff, 0x7f],
+        [5, 0, 0, 0]
+      ]) {
+        const block = Bytes.concat([Uint8Array.from(prefix), napi.compressSync(Buffer.from(compressible)).subarray(4)])
+        yield* inner.delete(["bad"])
+        yield* inner.append({ bad: Framing.frame(block) })
+        const exit = yield* Effect.exit(store.get(["bad"]))
+        const error = Exit.isFailure(exit) ? exit.cause.reasons.find((r) => r._tag === "Fail") : undefined
+        const storeError = error?._tag === "Fail" ? error.error : undefined
+        expect(storeError?.reason, `prefix ${prefix}`).toBe("Protocol")
+        const codecError = Encode.codecErrorOf(storeError)
+        expect(codecError?.reason).toBe("Decode")
+        // Refused before the library sees it: WASM memory grown to a claimed size would never shrink back.
+        if (prefix[0] === 0xff) expect(String(codecError?.cause)).toContain("cannot hold")
+      }
+      const [again] = yield* store.get(["theirs"])
+      expect(hex(again!)).toBe(hex(compressible))
+    }).pipe(Effect.provide(Dict.layer))
+  )
+
   it.effect("a torn frame under a byte store is an Io StoreError whose CodecError recovers the complete chunks", () =>
     Effect.gen(function* () {
       const inner = yield* Store.Store
