@@ -192,8 +192,6 @@ export type Algorithm = keyof Options
  */
 export const algorithms: ReadonlyArray<Algorithm> = ["zlib", "gzip", "brotli", "zstd", "bz2", "snappy", "lz4", "blosc"]
 
-const readUint32LE = (b: Uint8Array): number => (b[0]! | (b[1]! << 8) | (b[2]! << 16) | (b[3]! << 24)) >>> 0
-
 // An LZ4 sequence's length bytes add at most 255 output bytes each: no block decompresses to more.
 const MAX_LZ4_EXPANSION = 255
 
@@ -394,7 +392,7 @@ const inline = <K extends Algorithm>(algorithm: K, options?: Options[K]): Effect
               (b) => {
                 // The size prefix is checked here, not by the library: WASM memory never shrinks, so a
                 // corrupt prefix must not grow it to the 4 GiB it claims.
-                const declared = b.byteLength < 4 ? 0 : readUint32LE(b)
+                const declared = b.byteLength < 4 ? 0 : bytesOf(b).readUInt32LE(0)
                 if (declared > MAX_LZ4_EXPANSION * b.byteLength + 64) {
                   throw new RangeError(`lz4: a block of ${b.byteLength} bytes cannot hold the ${declared} it declares`)
                 }
