@@ -145,6 +145,17 @@ export const suite = <E>(name: string, layer: Layer.Layer<Store.Store, E>, capab
       )
     )
 
+    it.live("a record appends its own keys, not ones it inherits", () =>
+      fresh(
+        Effect.gen(function* () {
+          const record = Object.create({ inherited: bytes("no") }) as Record<string, Uint8Array>
+          record.own = bytes("yes")
+          yield* Store.append(record)
+          expect((yield* Store.get(["own", "inherited"])).map(text)).toEqual(["yes", ""])
+        })
+      )
+    )
+
     it.live("a key repeated in one append call keeps call order", () =>
       fresh(
         Effect.gen(function* () {
