@@ -246,8 +246,6 @@ export interface Batch {
  * @category validation
  */
 export const toBatch = (data: AppendInput): Batch | StoreError => {
-  const paths: Array<Key.Path> = []
-  const values: Array<Uint8Array> = []
   if (data === null || typeof data !== "object") {
     return new StoreError({ reason: "BadValue", method: "append", description: "append takes a record or an iterable" })
   }
@@ -267,6 +265,8 @@ export const toBatch = (data: AppendInput): Batch | StoreError => {
     return { paths: keys.paths, values: given }
   }
   if (Symbol.iterator in data) {
+    const paths: Array<Key.Path> = []
+    const values: Array<Uint8Array> = []
     for (const pair of data as Iterable<readonly [Key.Key, Uint8Array]>) {
       if (!Array.isArray(pair) || pair.length !== 2) {
         return new StoreError({ reason: "BadValue", method: "append", description: "expected [key, bytes] pairs" })
@@ -282,21 +282,20 @@ export const toBatch = (data: AppendInput): Batch | StoreError => {
   }
   // Own keys only (`for...in` would also append inherited enumerable ones), and
   // an indexed loop: a record of many keys is a hash table in V8, and this
-  // reads it ~15% faster than `for...in` (W2's 1000-key records).
-  const keys = Object.keys(data)
-  const n = keys.length
-  const recordPaths = new Array<Key.Path>(n)
-  const recordValues = new Array<Uint8Array>(n)
-  for (let i = 0; i < n; i++) {
-    const key = keys[i]!
-    const value = (data as Record<string, unknown>)[key]
-    const path = Key.toPath(key)
-    if (path instanceof Key.Invalid) return badKey("append", key, path.problem)
-    if (!(value instanceof Uint8Array)) return badValue("append", key, value)
-    recordPaths[i] = path
-    recordValues[i] = value
+  // reads it faster than `for...in` (W2's 1000-key records).
+  const names = Object.keys(data)
+  const paths = new Array<Key.Path>(names.length)
+  const values = new Array<Uint8Array>(names.length)
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i]!
+    const value = (data as Record<string, unknown>)[name]
+    const path = Key.toPath(name)
+    if (path instanceof Key.Invalid) return badKey("append", name, path.problem)
+    if (!(value instanceof Uint8Array)) return badValue("append", name, value)
+    paths[i] = path
+    values[i] = value
   }
-  return { paths: recordPaths, values: recordValues }
+  return { paths, values }
 }
 
 /**
