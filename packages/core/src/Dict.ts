@@ -12,7 +12,7 @@
  */
 import { Effect, Layer, type Scope } from "effect"
 import * as Bytes from "./Bytes.ts"
-import type * as Key from "./Key.ts"
+import * as Key from "./Key.ts"
 import * as Store from "./Store.ts"
 
 interface Slot {
@@ -28,11 +28,6 @@ interface Slot {
  */
 export const make: Effect.Effect<Store.Shape, never, Scope.Scope> = Effect.gen(function* () {
   const data = new Map<Key.Path, Slot>()
-  // Slots resolved once per key set (see `Key.KeySet`: its paths array is
-  // frozen and the same on every call), valid while `generation` holds:
-  // removing keys bumps it.
-  const resolved = new WeakMap<ReadonlyArray<Key.Path>, { readonly generation: number; readonly slots: Array<Slot> }>()
-  let generation = 0
   const slotOf = (path: Key.Path): Slot => {
     let slot = data.get(path)
     if (slot === undefined) {
@@ -41,27 +36,15 @@ export const make: Effect.Effect<Store.Shape, never, Scope.Scope> = Effect.gen(f
     }
     return slot
   }
+  // Slots resolved once per key set, stale once a key is removed.
+  const slots = Key.keySetCache((paths: ReadonlyArray<Key.Path>) => paths.map(slotOf))
   yield* Effect.addFinalizer(() => Effect.sync(() => data.clear()))
   return yield* Store.make({
     append: (paths, values) =>
       Effect.sync(() => {
-        if (Object.isFrozen(paths)) {
-          let cached = resolved.get(paths)
-          if (cached === undefined || cached.generation !== generation) {
-            cached = { generation, slots: paths.map(slotOf) }
-            resolved.set(paths, cached)
-          }
-          const slots = cached.slots
-          for (let i = 0; i < slots.length; i++) {
-            const slot = slots[i]!
-            const chunk = values[i]!
-            slot.chunks.push(chunk)
-            slot.length += chunk.byteLength
-          }
-          return
-        }
-        for (let i = 0; i < paths.length; i++) {
-          const slot = slotOf(paths[i]!)
+        const resolved = slots.get(paths)
+        for (let i = 0; i < resolved.length; i++) {
+          const slot = resolved[i]!
           const chunk = values[i]!
           slot.chunks.push(chunk)
           slot.length += chunk.byteLength
@@ -102,11 +85,11 @@ export const make: Effect.Effect<Store.Shape, never, Scope.Scope> = Effect.gen(f
     delete: (paths) =>
       Effect.sync(() => {
         for (const path of paths) data.delete(path)
-        generation++
+        slots.invalidate()
       }),
     drop: Effect.sync(() => {
       data.clear()
-      generation++
+      slots.invalidate()
     })
   })
 })

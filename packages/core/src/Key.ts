@@ -220,6 +220,62 @@ export const isKeySet = (u: unknown): u is KeySet =>
   typeof u === "object" && u !== null && (u as Record<symbol, unknown>)[KeySetTypeId] === true
 
 /**
+ * Values computed once per key set and reused on later calls.
+ *
+ * The rule every backend relies on: a frozen paths array handed to a
+ * `Backend` is a key set's (`Store.columns`), the same object on every call
+ * and never changed. What a backend resolves from it (a Dict's slots, a File
+ * store's handles, Redis's encoded keys) can be kept beside it in a `WeakMap`
+ * and dropped with it. Any other array is fresh on each call and is resolved
+ * each time.
+ *
+ * A cached value stays valid until {@link KeySetCache.invalidate} is called,
+ * which a backend does whenever what the values were computed from changes
+ * (a key removed, a handle closed).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface KeySetCache<P, A> {
+  /** The value for `paths`: the cached one for a frozen key set, else computed now. */
+  readonly get: (paths: ReadonlyArray<P>) => A
+  /** Makes every cached value stale. */
+  readonly invalidate: () => void
+}
+
+/**
+ * Makes a {@link KeySetCache} over `compute`.
+ *
+ * @example
+ * ```ts
+ * const slots = Key.keySetCache((paths: ReadonlyArray<Key.Path>) => paths.map(slotOf))
+ * slots.get(paths) // resolved once per key set
+ * slots.invalidate() // after a delete
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const keySetCache = <P, A>(compute: (paths: ReadonlyArray<P>) => A): KeySetCache<P, A> => {
+  const cached = new WeakMap<ReadonlyArray<P>, { readonly generation: number; readonly value: A }>()
+  let generation = 0
+  return {
+    get: (paths) => {
+      if (!Object.isFrozen(paths)) return compute(paths)
+      let entry = cached.get(paths)
+      if (entry === undefined || entry.generation !== generation) {
+        entry = { generation, value: compute(paths) }
+        cached.set(paths, entry)
+      }
+      return entry.value
+    },
+    invalidate: () => {
+      generation++
+    }
+  }
+}
+
+/**
  * The segments of a canonical path, for backends that nest (File).
  *
  * @since 0.1.0

@@ -73,6 +73,31 @@ export class StoreError extends Schema.TaggedError<StoreError>("@partd/core/Stor
 }
 
 /**
+ * The message of a thrown value: an `Error`'s message, anything else as a
+ * string.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const describeCause = (cause: unknown): string => (cause instanceof Error ? cause.message : String(cause))
+
+/**
+ * An `Io` {@link StoreError} for a failure of a backend's storage, carrying
+ * what was thrown as its `cause`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const ioError = (method: string, cause: unknown, key?: string): StoreError =>
+  new StoreError({
+    reason: "Io",
+    method,
+    ...(key === undefined ? {} : { key }),
+    description: describeCause(cause),
+    cause
+  })
+
+/**
  * What `append` accepts: a record of keys to chunks, or any iterable of
  * `[key, chunk]` pairs (a `Map`, an array of pairs).
  *
