@@ -6,6 +6,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
+import { createRequire } from "node:module"
 import * as os from "node:os"
 import * as nodePath from "node:path"
 import { fileURLToPath } from "node:url"
@@ -17,7 +18,7 @@ import { Context, Effect, Exit, Layer, Scope } from "effect"
 
 const here = nodePath.dirname(fileURLToPath(import.meta.url))
 const appender = nodePath.join(here, "fixtures", "appender.ts")
-const serverMain = nodePath.resolve(here, "../../packages/backend-file/src/partd-server.ts")
+const serverMain = createRequire(import.meta.url).resolve("@partd/backend-file/partd-server")
 
 suite(
   "Client→Server(Buffer(Dict, File)) over a Unix socket",

@@ -1,19 +1,15 @@
 #!/usr/bin/env node
 /**
- * `partd-server`: see `ServerCommand.ts`. SIGINT and SIGTERM interrupt the server, which
- * flushes and releases everything before the process exits with code 0.
+ * The `partd-server` bin. It checks the Node version before it loads anything
+ * else, so that an older Node says in one line what it needs instead of failing
+ * somewhere inside Effect; then it runs `ServerMain`.
  *
  * @since 0.1.0
  */
-import { NodeRuntime, NodeServices } from "@effect/platform-node"
-import { Cause, Effect, Exit } from "effect"
-import { Command } from "effect/cli"
-import { command } from "./ServerCommand.ts"
-
-Command.run(command, { version: "0.1.0" }).pipe(
-  Effect.provide(NodeServices.layer),
-  NodeRuntime.runMain({
-    // Stopped by a signal is a clean stop: everything was flushed on the way out.
-    teardown: (exit, onExit) => onExit(Exit.isSuccess(exit) || Cause.hasInterruptsOnly(exit.cause) ? 0 : 1)
-  })
-)
+const needed = [22, 19] as const
+const [major = 0, minor = 0] = process.versions.node.split(".").map(Number)
+if (major < needed[0] || (major === needed[0] && minor < needed[1])) {
+  process.stderr.write(`partd-server: needs Node.js ${needed.join(".")} or newer, this is Node.js ${process.versions.node}\n`)
+  process.exit(1)
+}
+await import("./ServerMain.ts")
