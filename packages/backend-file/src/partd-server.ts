@@ -9,7 +9,9 @@
 const needed = [22, 19] as const
 const [major = 0, minor = 0] = process.versions.node.split(".").map(Number)
 if (major < needed[0] || (major === needed[0] && minor < needed[1])) {
-  process.stderr.write(`partd-server: needs Node.js ${needed.join(".")} or newer, this is Node.js ${process.versions.node}\n`)
+  process.stderr.write(
+    `partd-server: needs Node.js ${needed.join(".")} or newer, this is Node.js ${process.versions.node}\n`
+  )
   process.exit(1)
 }
 await import("./ServerMain.ts")
