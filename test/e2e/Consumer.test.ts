@@ -166,6 +166,15 @@ describe("the packed packages in a fresh app", () => {
     expect(fs.readFileSync(path.join(dir, "x"), "utf8")).toBe("served")
   }, 60_000)
 
+  it("the installed partd-server says in one line which Node it needs on an older Node", () => {
+    // Node 20 as the bin sees it: the version is what it checks before loading anything else.
+    const older = 'data:text/javascript,Object.defineProperty(process.versions,"node",{value:"20.19.0"})'
+    const bin = path.join(app, "node_modules", "@partd", "backend-file", "dist", "partd-server.js")
+    const ran = run(process.execPath, ["--import", older, bin, "--help"], { cwd: app })
+    expect(ran.status).toBe(1)
+    expect(ran.output.trim()).toBe("partd-server: needs Node.js 22.19 or newer, this is Node.js 20.19.0")
+  })
+
   it("publint and arethetypeswrong find nothing to report", () => {
     for (const p of packages) {
       const linted = run(process.execPath, [binOf("publint", "src/cli.js"), "run", "--strict", tarballs[p]!])
