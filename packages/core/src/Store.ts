@@ -183,6 +183,21 @@ export class Store extends Context.Service<Store, Shape>()("@partd/core/Store") 
  * modify them afterwards. What `get` returns belongs to the caller and must
  * not alias memory the backend keeps.
  *
+ * A call that fails has applied nothing: an `append` that fails leaves every
+ * key as it was before the call (a backend that writes key by key undoes what
+ * it wrote). Wrapping stores rely on it: `Buffer` lands each key in one call to
+ * its slow store and retries exactly the calls that failed, so a slow store
+ * that kept part of a failed call would hold those bytes twice. A backend
+ * that cannot know (a connection lost after the request was sent) says in
+ * its `Io` error's description that the call may have applied; a Buffer over
+ * it may then land those bytes twice.
+ *
+ * Key sets: `paths` may be the frozen array of a {@link Key.KeySet} (see
+ * {@link columns}), the same object on every call with those keys, so a
+ * backend may cache what it resolves per key with `Key.keySetCache`. Any
+ * frozen array is taken for a key set: never freeze and then reuse an array
+ * with other contents.
+ *
  * @since 0.1.0
  * @category models
  */
