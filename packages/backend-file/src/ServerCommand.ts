@@ -12,10 +12,17 @@
  * holds the data, readable by a later `File` store (or Python's
  * `partd.File(dir)`).
  *
+ * If that final flush fails (a full disk), acknowledged appends exist only in
+ * the dying process: it prints how many bytes of which keys were lost to
+ * stderr and exits non-zero. A buffered server killed with SIGKILL loses
+ * everything it holds in memory (up to `--memory` bytes); `--flush-after-ms`
+ * bounds how long bytes stay only in memory, and `--store file` writes every
+ * append through before acknowledging it.
+ *
  * @since 0.1.0
  */
 import { Buffer, Dict, Server, Store, Wire } from "@partd/core"
-import { Console, Context, Effect, Layer } from "effect"
+import { Cause, Console, Context, Effect, type Exit, Layer } from "effect"
 import { Command, Flag } from "effect/cli"
 import * as File from "./File.ts"
 
@@ -36,6 +43,8 @@ export interface Config {
   readonly dir: string
   readonly store: StoreKind
   readonly memory: number
+  /** For the buffer store: land bytes in the directory once held this many milliseconds (0: only when memory runs short). */
+  readonly flushAfterMs?: number | undefined
   readonly maxFrameBytes: number
   readonly maxAppendBytes: number
 }
@@ -48,14 +57,57 @@ export interface Config {
  * @category constructors
  */
 export const storeLayer = (
-  config: Pick<Config, "dir" | "store" | "memory">
+  config: Pick<Config, "dir" | "store" | "memory" | "flushAfterMs">
 ): Layer.Layer<Store.Store, Store.StoreError> => {
   const file = File.layer({ path: config.dir })
-  return config.store === "file" ? file : Buffer.layer({ fast: Dict.layer, slow: file, availableMemory: config.memory })
+  if (config.store === "file") return file
+  const flushAfterMs = config.flushAfterMs ?? 0
+  return Buffer.layer({
+    fast: Dict.layer,
+    slow: file,
+    availableMemory: config.memory,
+    flushAfter: flushAfterMs > 0 ? flushAfterMs : undefined
+  })
+}
+
+/** The most lost keys the stop report lists one by one. */
+const MAX_LISTED_KEYS = 1000
+
+/**
+ * The line printed when the server stops: "data flushed", or, when the final
+ * flush failed, how many bytes of which keys are lost (on stderr).
+ */
+const reportStop = (config: Pick<Config, "dir">, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> => {
+  if (exit._tag === "Success" || Cause.hasInterruptsOnly(exit.cause)) {
+    return Console.log(`partd-server stopped; data flushed to ${config.dir}`)
+  }
+  const lost = unflushedOf(exit.cause)
+  if (lost === undefined) return Console.error("partd-server stopped by an error")
+  const listed = lost.lost
+    .slice(0, MAX_LISTED_KEYS)
+    .map((entry) => `  ${JSON.stringify(entry.key)}: ${entry.bytes} bytes`)
+  const more = lost.lost.length > listed.length ? [`  and ${lost.lost.length - listed.length} more keys`] : []
+  return Console.error(
+    [
+      `partd-server stopped; DATA LOST: ${lost.lostBytes} bytes of ${lost.lost.length} keys could not be flushed to ${config.dir}: ${lost.cause.message}`,
+      ...listed,
+      ...more
+    ].join("\n")
+  )
+}
+
+/** The buffer's failed final flush in a cause (a finalizer's defect), if any. */
+const unflushedOf = (cause: Cause.Cause<unknown>): Buffer.BufferError | undefined => {
+  for (const reason of cause.reasons) {
+    if (reason._tag === "Die" && reason.defect instanceof Buffer.BufferError) return reason.defect
+    if (reason._tag === "Fail" && reason.error instanceof Buffer.BufferError) return reason.error
+  }
+  return undefined
 }
 
 /**
- * Serves until interrupted; prints where it listens.
+ * Serves until interrupted; prints where it listens and how it stopped. A
+ * failed final flush fails the effect (a defect carrying `Buffer.BufferError`).
  *
  * @since 0.1.0
  * @category constructors
@@ -70,16 +122,20 @@ export const serve = (config: Config): Effect.Effect<never, Store.StoreError> =>
         description: `--listen: not an address: ${config.listen} (use unix:/path, /path, host:port or a port)`
       })
     }
-    yield* Effect.addFinalizer(() => Console.log(`partd-server stopped; data flushed to ${config.dir}`))
-    const context = yield* Layer.build(
-      Server.layer({ address, maxFrameBytes: config.maxFrameBytes, maxAppendBytes: config.maxAppendBytes }).pipe(
-        Layer.provide(storeLayer(config))
+    return yield* Effect.gen(function* () {
+      const context = yield* Layer.build(
+        Server.layer({ address, maxFrameBytes: config.maxFrameBytes, maxAppendBytes: config.maxAppendBytes }).pipe(
+          Layer.provide(storeLayer(config))
+        )
       )
+      const listening = Server.showAddress(Context.get(context, Server.Server).address)
+      yield* Console.log(`partd-server listening on ${listening} (${config.store} store at ${config.dir})`)
+      return yield* Effect.never
+    }).pipe(
+      Effect.scoped,
+      Effect.onExit((exit) => reportStop(config, exit))
     )
-    const listening = Server.showAddress(Context.get(context, Server.Server).address)
-    yield* Console.log(`partd-server listening on ${listening} (${config.store} store at ${config.dir})`)
-    return yield* Effect.never
-  }).pipe(Effect.scoped)
+  })
 
 /**
  * The command.
@@ -103,6 +159,12 @@ export const command = Command.make(
     memory: Flag.Int("memory").pipe(
       Flag.withDescription("the most bytes the buffer holds in memory"),
       Flag.withDefault(1024 * 1024 * 1024)
+    ),
+    flushAfterMs: Flag.Int("flush-after-ms").pipe(
+      Flag.withDescription(
+        "buffer store: land appended bytes in the directory once held this many milliseconds, bounding what a crash loses (0: only when memory runs short)"
+      ),
+      Flag.withDefault(0)
     ),
     maxFrameBytes: Flag.Int("max-frame-bytes").pipe(
       Flag.withDescription("the largest request or answer, in bytes"),
