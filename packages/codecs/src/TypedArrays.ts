@@ -170,14 +170,7 @@ export const make = (inner: Store.Shape): Effect.Effect<TypedArrayStore, never, 
     // dtypes this instance has written or read, so that an append checks a
     // key's stored dtype once rather than on every call.
     const known = new Map<Key.Path, string>()
-    let closed = false
-    yield* Effect.addFinalizer(() =>
-      Effect.sync(() => {
-        closed = true
-        known.clear()
-      })
-    )
-    const closedError = Store.closedError
+    yield* Effect.addFinalizer(() => Effect.sync(() => known.clear()))
 
     /** Reads the stored dtypes of the paths whose dtype this instance does not know yet. */
     const learn = (paths: ReadonlyArray<Key.Path>) =>
@@ -193,7 +186,6 @@ export const make = (inner: Store.Shape): Effect.Effect<TypedArrayStore, never, 
 
     const prepare = (paths: ReadonlyArray<Key.Path>, values: ReadonlyArray<TypedArray>) =>
       Effect.suspend(() => {
-        const dtypes = new Array<string>(values.length)
         const bytes = new Array<Uint8Array>(values.length)
         const incoming = new Map<Key.Path, string>()
         for (let i = 0; i < values.length; i++) {
@@ -207,10 +199,9 @@ export const make = (inner: Store.Shape): Effect.Effect<TypedArrayStore, never, 
             return Effect.fail(codecError("Encode", path, `the key holds ${held} items; cannot append ${dtype}`))
           }
           incoming.set(path, dtype)
-          dtypes[i] = dtype
           bytes[i] = toBytes(values[i]!, parseDtypeOrThrow(dtype).kind.itemsize)
         }
-        return Effect.succeed({ dtypes, bytes, incoming })
+        return Effect.succeed({ bytes, incoming })
       })
 
     const setDtypes = (incoming: ReadonlyMap<Key.Path, string>) =>
@@ -223,98 +214,78 @@ export const make = (inner: Store.Shape): Effect.Effect<TypedArrayStore, never, 
         { discard: true }
       )
 
-    const get = (keys: ReadonlyArray<Key.Key>) =>
-      Effect.suspend((): Effect.Effect<ReadonlyArray<TypedArray>, Store.StoreError | Encode.CodecError> => {
-        if (closed) return Effect.fail(closedError("get"))
-        const paths = Store.toPaths("get", keys)
-        if (paths instanceof Store.StoreError) return Effect.fail(paths)
-        if (paths.length === 0) return Effect.succeed([])
-        return Effect.flatMap(backend.get([...paths, ...paths.map(dtypePath)]), (stored) => {
-          const out = new Array<TypedArray>(paths.length)
-          for (let i = 0; i < paths.length; i++) {
-            const path = paths[i]!
-            const data = stored[i]!
-            const dtypeBytes = stored[paths.length + i]!
-            if (dtypeBytes.byteLength === 0) {
-              if (data.byteLength === 0) {
-                out[i] = new Uint8Array(0)
-                continue
-              }
-              return Effect.fail(
-                codecError("Decode", path, `no dtype in ${dtypePath(path)} for ${data.byteLength} bytes`)
-              )
-            }
-            const dtype = decoder.decode(dtypeBytes)
-            const parsed = parseDtype(dtype)
-            if (typeof parsed === "string") return Effect.fail(codecError("Decode", path, parsed))
-            known.set(path, dtype)
-            const itemsize = parsed.kind.itemsize
-            const whole = data.byteLength - (data.byteLength % itemsize)
-            if (whole !== data.byteLength) {
-              return Effect.fail(
-                codecError(
-                  "TornFrame",
-                  path,
-                  `${data.byteLength} bytes is not a whole number of ${dtype} items: the last append was cut short`,
-                  { recovered: fromBytes(parsed, data.subarray(0, whole)), validBytes: whole }
-                )
-              )
-            }
-            out[i] = fromBytes(parsed, data)
-          }
-          return Effect.succeed(out)
-        })
-      })
-
-    const store: TypedArrayStore = {
-      codec: CODEC,
-      append: (data) =>
-        Effect.suspend(() => {
-          if (closed) return Effect.fail(closedError("append"))
-          const entries = Encode.toEntries("append", data)
-          if (entries instanceof Store.StoreError) return Effect.fail(entries)
-          if (entries.paths.length === 0) return Effect.void
-          return learn(entries.paths).pipe(
-            Effect.andThen(prepare(entries.paths, entries.values)),
-            Effect.tap(({ incoming }) => setDtypes(incoming)),
-            Effect.flatMap(({ bytes }) => backend.append(entries.paths, bytes))
+    return yield* Encode.makeTyped<TypedArray, TypedArray>(CODEC, {
+      append: (paths, values) =>
+        learn(paths).pipe(
+          Effect.andThen(prepare(paths, values)),
+          Effect.tap(({ incoming }) => setDtypes(incoming)),
+          Effect.flatMap(({ bytes }) => backend.append(paths, bytes))
+        ),
+      get: (paths) =>
+        Effect.flatMap(backend.get([...paths, ...paths.map(dtypePath)]), (stored) =>
+          decodeArrays(paths, stored, known)
+        ),
+      iset: (path, value) =>
+        Effect.flatMap(prepare([path], [value]), ({ bytes, incoming }) => {
+          const dtype = incoming.get(path)!
+          return inner.iset(dtypePath(path), encoder.encode(dtype)).pipe(
+            Effect.andThen(inner.iset(path, bytes[0]!.slice())),
+            Effect.andThen(
+              Effect.sync(() => {
+                known.set(path, dtype)
+              })
+            )
           )
         }),
-      get,
-      getOne: (key) => Effect.map(get([key]), (values) => values[0]!),
-      iset: (key, value) =>
-        Effect.suspend(() => {
-          if (closed) return Effect.fail(closedError("iset"))
-          const path = Store.toPathOrError("iset", key)
-          if (path instanceof Store.StoreError) return Effect.fail(path)
-          return Effect.flatMap(prepare([path], [value]), ({ bytes, incoming }) => {
-            const dtype = incoming.get(path)!
-            return inner.iset(dtypePath(path), encoder.encode(dtype)).pipe(
-              Effect.andThen(inner.iset(path, bytes[0]!.slice())),
-              Effect.andThen(
-                Effect.sync(() => {
-                  known.set(path, dtype)
-                })
-              )
-            )
-          })
+      delete: (paths) =>
+        Effect.map(inner.delete([...paths, ...paths.map(dtypePath)]), () => {
+          for (const path of paths) known.delete(path)
         }),
-      delete: (keys) =>
-        Effect.suspend(() => {
-          if (closed) return Effect.fail(closedError("delete"))
-          const paths = Store.toPaths("delete", keys)
-          if (paths instanceof Store.StoreError) return Effect.fail(paths)
-          return Effect.map(inner.delete([...paths, ...paths.map(dtypePath)]), () => {
-            for (const path of paths) known.delete(path)
-          })
-        }),
-      drop: Effect.suspend(() => {
-        if (closed) return Effect.fail(closedError("drop"))
-        return Effect.map(inner.drop, () => known.clear())
-      })
-    }
-    return store
+      drop: Effect.map(inner.drop, () => known.clear())
+    })
   })
+
+/**
+ * The arrays stored under `paths`: `stored` holds each path's bytes, then
+ * each path's dtype. Records every dtype read in `known`.
+ */
+const decodeArrays = (
+  paths: ReadonlyArray<Key.Path>,
+  stored: ReadonlyArray<Uint8Array>,
+  known: Map<Key.Path, string>
+): Effect.Effect<ReadonlyArray<TypedArray>, Encode.CodecError> => {
+  const out = new Array<TypedArray>(paths.length)
+  for (let i = 0; i < paths.length; i++) {
+    const path = paths[i]!
+    const data = stored[i]!
+    const dtypeBytes = stored[paths.length + i]!
+    if (dtypeBytes.byteLength === 0) {
+      if (data.byteLength === 0) {
+        out[i] = new Uint8Array(0)
+        continue
+      }
+      return Effect.fail(codecError("Decode", path, `no dtype in ${dtypePath(path)} for ${data.byteLength} bytes`))
+    }
+    const dtype = decoder.decode(dtypeBytes)
+    const parsed = parseDtype(dtype)
+    if (typeof parsed === "string") return Effect.fail(codecError("Decode", path, parsed))
+    known.set(path, dtype)
+    const itemsize = parsed.kind.itemsize
+    const whole = data.byteLength - (data.byteLength % itemsize)
+    if (whole !== data.byteLength) {
+      return Effect.fail(
+        codecError(
+          "TornFrame",
+          path,
+          `${data.byteLength} bytes is not a whole number of ${dtype} items: the last append was cut short`,
+          { recovered: fromBytes(parsed, data.subarray(0, whole)), validBytes: whole }
+        )
+      )
+    }
+    out[i] = fromBytes(parsed, data)
+  }
+  return Effect.succeed(out)
+}
 
 const parseDtypeOrThrow = (dtype: string): Parsed => {
   const parsed = parseDtype(dtype)

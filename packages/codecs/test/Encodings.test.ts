@@ -259,3 +259,29 @@ describe("typed stores bound to your own service", () => {
     }).pipe(Effect.provide(Dict.layer))
   )
 })
+
+describe("typed stores read records as every store does", () => {
+  /** A record with one own key and one enumerable key it inherits. */
+  const withInherited = <A>(own: A, inherited: A): Record<string, A> => {
+    const record = Object.create({ inherited }) as Record<string, A>
+    record.own = own
+    return record
+  }
+
+  it.effect("a typed store appends a record's own keys, not ones it inherits", () =>
+    Effect.gen(function* () {
+      const inner = yield* Dict.make
+      const json = yield* Encode.makeEncoded(Json.codec<number>(), inner)
+      yield* json.append(withInherited(1, 2))
+      expect(yield* json.get(["own", "inherited"])).toEqual([[1], []])
+      expect((yield* inner.get(["inherited"]))[0]!.byteLength).toBe(0)
+      const arraysInner = yield* Dict.make
+      const arrays = yield* TypedArrays.make(arraysInner)
+      yield* arrays.append(withInherited(Float64Array.of(1), Float64Array.of(2)))
+      const [own, inherited] = yield* arrays.get(["own", "inherited"])
+      expect(Array.from(own as Float64Array)).toEqual([1])
+      expect(inherited!.byteLength).toBe(0)
+      expect((yield* arraysInner.get(["inherited", "inherited.dtype"])).map((v) => v.byteLength)).toEqual([0, 0])
+    })
+  )
+})

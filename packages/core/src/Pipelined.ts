@@ -99,46 +99,49 @@ export const make = (store: Store.Shape, options: Options): Effect.Effect<Store.
     const settled = Effect.suspend(() =>
       pending.size === 0 ? reportFailure : Effect.andThen(Fiber.awaitAll(Array.from(pending)), reportFailure)
     )
-    let closed = false
+    // Registered before `Store.make`'s, so it runs after the store is closed.
     yield* Effect.addFinalizer(() =>
-      Effect.suspend(() => {
-        closed = true
-        return Effect.catch(settled, (error) =>
-          Effect.logError("partd Pipelined: an append failed after its call had returned", error)
-        )
-      })
+      Effect.catch(settled, (error) =>
+        Effect.logError("partd Pipelined: an append failed after its call had returned", error)
+      )
     )
-    const afterPending = <A>(method: string, effect: Effect.Effect<A, Store.StoreError>) =>
-      Effect.suspend(() => (closed ? Effect.fail(Store.closedError(method)) : Effect.andThen(settled, effect)))
+    const afterPending = <A>(effect: Effect.Effect<A, Store.StoreError>) => Effect.andThen(settled, effect)
 
-    return Store.Store.of({
-      append: (data) =>
-        Effect.gen(function* () {
-          if (closed) return yield* Effect.fail(Store.closedError("append"))
-          yield* reportFailure
-          while (pending.size >= maxPending) {
-            const oldest = pending.values().next().value!
-            yield* Fiber.await(oldest)
-            // Its observer has removed it already; this keeps the loop finite regardless.
-            pending.delete(oldest)
+    // The shell of `Store.make` validates keys and values before an append is
+    // started, so a bad call fails its own call and never reaches the store.
+    const inner = Store.toBackend(store)
+    return yield* Store.make(
+      {
+        append: (paths, values) =>
+          Effect.gen(function* () {
             yield* reportFailure
-          }
-          // Started at once, so that appends are handed over in call order.
-          const fiber = yield* Effect.forkIn(store.append(data), appends, { startImmediately: true })
-          const done = fiber.pollUnsafe()
-          // Finished already (a bad key, or a store that works synchronously): its own result.
-          if (done !== undefined) return yield* done
-          pending.add(fiber)
-          fiber.addObserver((exit) => {
-            pending.delete(fiber)
-            if (exit._tag === "Failure") failures.push(toStoreError(exit.cause))
-          })
-        }),
-      get: (keys) => afterPending("get", store.get(keys)),
-      iset: (key, value) => afterPending("iset", store.iset(key, value)),
-      delete: (keys) => afterPending("delete", store.delete(keys)),
-      drop: afterPending("drop", store.drop)
-    })
+            if (paths.length === 0) return
+            while (pending.size >= maxPending) {
+              const oldest = pending.values().next().value!
+              yield* Fiber.await(oldest)
+              // Its observer has removed it already; this keeps the loop finite regardless.
+              pending.delete(oldest)
+              yield* reportFailure
+            }
+            // Started at once, so that appends are handed over in call order.
+            const fiber = yield* Effect.forkIn(inner.append(paths, values), appends, { startImmediately: true })
+            const done = fiber.pollUnsafe()
+            // Finished already (a store that works synchronously): its own result.
+            if (done !== undefined) return yield* done
+            pending.add(fiber)
+            fiber.addObserver((exit) => {
+              pending.delete(fiber)
+              if (exit._tag === "Failure") failures.push(toStoreError(exit.cause))
+            })
+          }),
+        get: (paths) => afterPending(paths.length === 0 ? Effect.succeed([]) : inner.get(paths)),
+        iset: (path, value) => afterPending(inner.iset(path, value)),
+        delete: (paths) => afterPending(paths.length === 0 ? Effect.void : inner.delete(paths)),
+        drop: afterPending(inner.drop)
+      },
+      // `get([])` waits for every pending append: a way to wait for them all.
+      { forwardEmpty: true }
+    )
   })
 
 /**

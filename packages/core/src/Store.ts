@@ -383,73 +383,245 @@ export const toBackend = (store: Shape): Backend => {
 }
 
 /**
- * Builds a store from a backend. The store validates every key before the
- * backend sees it, keeps partd's idempotent-set bookkeeping, and fails with
- * reason `Closed` once the scope it was made in has closed.
+ * What a typed `append` accepts, as {@link AppendInput} is for bytes: a record
+ * of keys to values, any iterable of `[key, value]` pairs, or columns over a
+ * key set.
  *
- * Call it after acquiring the backend's resources in the same scope, so that
- * the store is marked closed before those resources are released.
+ * @since 0.1.0
+ * @category models
+ */
+export type Input<A> = Readonly<Record<string, A>> | Iterable<readonly [Key.Key, A]> | ColumnsOf<A>
+
+/**
+ * A typed append in columns: `values[i]` goes to the i-th key of a key set
+ * validated once with {@link keySet}, as {@link Columns} does for bytes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ColumnsOf<A> {
+  readonly keys: Key.KeySet
+  readonly values: ReadonlyArray<A>
+}
+
+/**
+ * A validated typed `append` input: parallel arrays of paths and values.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Entries<A> {
+  readonly paths: ReadonlyArray<Key.Path>
+  readonly values: ReadonlyArray<A>
+}
+
+/**
+ * Validates the keys of a typed `append` input (the values are the typed
+ * store's to check), or returns the error for the first bad key. Records are
+ * read by their own keys only, never inherited ones. For bytes, use
+ * {@link toBatch}, which also checks the values.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const toEntries = <A>(method: string, data: Input<A>): Entries<A> | StoreError => {
+  if (data === null || typeof data !== "object") {
+    return new StoreError({ reason: "BadValue", method, description: "append takes a record or an iterable" })
+  }
+  if (Key.isKeySet((data as ColumnsOf<A>).keys)) {
+    const { keys, values } = data as ColumnsOf<A>
+    if (!Array.isArray(values) || values.length !== keys.paths.length) {
+      return new StoreError({
+        reason: "BadValue",
+        method,
+        description: `columns: expected ${keys.paths.length} values, one per key`
+      })
+    }
+    // The key set's own frozen array: backends may cache per key set.
+    return { paths: keys.paths, values }
+  }
+  const paths: Array<Key.Path> = []
+  const values: Array<A> = []
+  if (Symbol.iterator in data) {
+    for (const pair of data as Iterable<readonly [Key.Key, A]>) {
+      if (!Array.isArray(pair) || pair.length !== 2) {
+        return new StoreError({ reason: "BadValue", method, description: "expected [key, value] pairs" })
+      }
+      const path = toPathOrError(method, pair[0])
+      if (path instanceof StoreError) return path
+      paths.push(path)
+      values.push(pair[1])
+    }
+    return { paths, values }
+  }
+  for (const name of Object.keys(data)) {
+    const path = toPathOrError(method, name)
+    if (path instanceof StoreError) return path
+    paths.push(path)
+    values.push((data as Record<string, A>)[name]!)
+  }
+  return { paths, values }
+}
+
+/**
+ * What a store built with {@link shell} implements: its operations over
+ * validated paths, for values of type `A` read back as `R`, failing with `E`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Operations<A, R, E> {
+  readonly append: (paths: ReadonlyArray<Key.Path>, values: ReadonlyArray<A>) => Effect.Effect<void, E>
+  readonly get: (paths: ReadonlyArray<Key.Path>) => Effect.Effect<ReadonlyArray<R>, E>
+  readonly iset: (path: Key.Path, value: A) => Effect.Effect<void, E>
+  readonly delete: (paths: ReadonlyArray<Key.Path>) => Effect.Effect<void, E>
+  readonly drop: Effect.Effect<void, E>
+}
+
+/**
+ * The public operations of a store built with {@link shell}: a byte store's
+ * {@link Shape} when `A` and `R` are bytes, a typed store's otherwise.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Shell<A, R, E, I = Input<A>> {
+  readonly append: (data: I) => Effect.Effect<void, E | StoreError>
+  readonly get: (keys: ReadonlyArray<Key.Key>) => Effect.Effect<ReadonlyArray<R>, E | StoreError>
+  readonly iset: (key: Key.Key, value: A) => Effect.Effect<void, E | StoreError>
+  readonly delete: (keys: ReadonlyArray<Key.Key>) => Effect.Effect<void, E | StoreError>
+  readonly drop: Effect.Effect<void, E | StoreError>
+}
+
+/**
+ * How {@link shell} reads its input.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ShellOptions<A, I> {
+  /** Validates an `append` input (default: {@link toEntries}). */
+  readonly parse?: ((data: I) => Entries<A> | StoreError) | undefined
+  /** Checks the value of an `iset`, returning the error for a bad one (default: none). */
+  readonly checkValue?: ((method: string, key: unknown, value: unknown) => StoreError | undefined) | undefined
+  /**
+   * Calls the operations even for calls with no keys, for a store whose empty
+   * calls mean something (`Pipelined`: `get([])` waits for pending appends).
+   * Default: empty calls are answered without calling them.
+   */
+  readonly forwardEmpty?: boolean | undefined
+}
+
+/**
+ * The shell every store shares, byte stores and typed stores, backends and
+ * stores that wrap stores: it validates keys (and, through `options`, values)
+ * before `operations` see them, answers empty calls without calling them, and
+ * fails every call with reason `Closed` once the scope it was made in has
+ * closed.
+ *
+ * Call it after acquiring the resources `operations` use in the same scope, so
+ * that the store is marked closed before those resources are released.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = (backend: Backend): Effect.Effect<Shape, never, Scope.Scope> =>
+export const shell = <A, R, E, I = Input<A>>(
+  operations: Operations<A, R, E>,
+  options: ShellOptions<A, I> = {}
+): Effect.Effect<Shell<A, R, E, I>, never, Scope.Scope> =>
   Effect.gen(function* () {
     let closed = false
-    // Paths set by `iset`; forgotten when deleted or dropped, so that a key
-    // whose data is gone can be set again.
-    const isetSeen = new Set<Key.Path>()
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
         closed = true
       })
     )
-
-    const store: Shape & { readonly [BackendTypeId]: Backend } = {
-      [BackendTypeId]: backend,
+    const parse = options.parse ?? ((data: I) => toEntries("append", data as Input<A>))
+    const checkValue = options.checkValue
+    const skipEmpty = options.forwardEmpty !== true
+    return {
       append: (data) =>
-        Effect.suspend(() => {
+        Effect.suspend((): Effect.Effect<void, E | StoreError> => {
           if (closed) return Effect.fail(closedError("append"))
-          const batch = toBatch(data)
+          const batch = parse(data)
           if (batch instanceof StoreError) return Effect.fail(batch)
-          return batch.paths.length === 0 ? Effect.void : backend.append(batch.paths, batch.values)
+          return skipEmpty && batch.paths.length === 0 ? Effect.void : operations.append(batch.paths, batch.values)
         }),
       get: (keys) =>
-        Effect.suspend(() => {
+        Effect.suspend((): Effect.Effect<ReadonlyArray<R>, E | StoreError> => {
           if (closed) return Effect.fail(closedError("get"))
           const paths = toPaths("get", keys)
           if (paths instanceof StoreError) return Effect.fail(paths)
-          return paths.length === 0 ? Effect.succeed([]) : backend.get(paths)
+          return skipEmpty && paths.length === 0 ? Effect.succeed([]) : operations.get(paths)
         }),
       iset: (key, value) =>
-        Effect.suspend(() => {
+        Effect.suspend((): Effect.Effect<void, E | StoreError> => {
           if (closed) return Effect.fail(closedError("iset"))
-          const path = Key.toPath(key)
-          if (path instanceof Key.Invalid) return Effect.fail(badKey("iset", key, path.problem))
-          if (!(value instanceof Uint8Array)) return Effect.fail(badValue("iset", key, value))
-          if (isetSeen.has(path)) return Effect.void
-          return Effect.map(backend.iset(path, value), () => {
-            isetSeen.add(path)
-          })
+          const path = toPathOrError("iset", key)
+          if (path instanceof StoreError) return Effect.fail(path)
+          const bad = checkValue?.("iset", key, value)
+          return bad === undefined ? operations.iset(path, value) : Effect.fail(bad)
         }),
       delete: (keys) =>
-        Effect.suspend(() => {
+        Effect.suspend((): Effect.Effect<void, E | StoreError> => {
           if (closed) return Effect.fail(closedError("delete"))
           const paths = toPaths("delete", keys)
           if (paths instanceof StoreError) return Effect.fail(paths)
-          if (paths.length === 0) return Effect.void
-          return Effect.map(backend.delete(paths), () => {
-            for (const path of paths) isetSeen.delete(path)
-          })
+          return skipEmpty && paths.length === 0 ? Effect.void : operations.delete(paths)
         }),
-      drop: Effect.suspend(() => {
-        if (closed) return Effect.fail(closedError("drop"))
-        return Effect.map(backend.drop, () => {
+      drop: Effect.suspend(
+        (): Effect.Effect<void, E | StoreError> => (closed ? Effect.fail(closedError("drop")) : operations.drop)
+      )
+    }
+  })
+
+const checkBytes = (method: string, key: unknown, value: unknown): StoreError | undefined =>
+  value instanceof Uint8Array ? undefined : badValue(method, key, value)
+
+/**
+ * Builds a store from a backend: the {@link shell} over bytes, plus partd's
+ * idempotent-set bookkeeping. The store validates every key and value before
+ * the backend sees them, and fails with reason `Closed` once the scope it was
+ * made in has closed.
+ *
+ * Call it after acquiring the backend's resources in the same scope, so that
+ * the store is marked closed before those resources are released. With
+ * `forwardEmpty`, calls with no keys reach the backend too (see
+ * {@link ShellOptions}).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  backend: Backend,
+  options?: { readonly forwardEmpty?: boolean | undefined }
+): Effect.Effect<Shape, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    // Paths set by `iset`; forgotten when deleted or dropped, so that a key
+    // whose data is gone can be set again.
+    const isetSeen = new Set<Key.Path>()
+    const store = yield* shell<Uint8Array, Uint8Array, StoreError, AppendInput>(
+      {
+        append: backend.append,
+        get: backend.get,
+        iset: (path, value) =>
+          isetSeen.has(path)
+            ? Effect.void
+            : Effect.map(backend.iset(path, value), () => {
+                isetSeen.add(path)
+              }),
+        delete: (paths) =>
+          Effect.map(backend.delete(paths), () => {
+            for (const path of paths) isetSeen.delete(path)
+          }),
+        drop: Effect.map(backend.drop, () => {
           isetSeen.clear()
         })
-      })
-    }
-    return Store.of(store)
+      },
+      { parse: toBatch, checkValue: checkBytes, forwardEmpty: options?.forwardEmpty }
+    )
+    const withBackend: Shape & { readonly [BackendTypeId]: Backend } = { ...store, [BackendTypeId]: backend }
+    return Store.of(withBackend)
   })
 
 /**

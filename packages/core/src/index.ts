@@ -29,6 +29,14 @@ export * as Bytes from "./Bytes.ts"
  */
 export * as Client from "./Client.ts"
 /**
+ * Codec: how values become bytes and come back, and the frames they are
+ * stored in.
+ *
+ * @since 0.1.0
+ */
+export * as Codec from "./Codec.ts"
+
+/**
  * Dict: a store in memory.
  *
  * @since 0.1.0
