@@ -51,11 +51,3 @@ export const concat = (chunks: ReadonlyArray<Uint8Array>, totalLength?: number):
   }
   return out
 }
-
-/**
- * A copy of `bytes` that owns its own memory.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const copy = (bytes: Uint8Array): Uint8Array => bytes.slice()

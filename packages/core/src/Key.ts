@@ -91,8 +91,10 @@ export const isMarkedTuple = (u: unknown): u is MarkedTuple =>
   Array.isArray(u) && (u as unknown as Record<symbol, unknown>)[TupleTypeId] === true
 
 /**
- * Why a key was rejected, or `undefined` when `segment` is a valid segment.
- * A segment may not be empty, `.` or `..`, nor contain `/` or NUL.
+ * Why the segment `segment.slice(start, end)` is rejected, or `undefined`
+ * when it is valid: it may not be empty, `.` or `..`. It cannot contain `/`
+ * (the caller splits at every `/`); NUL anywhere in a key is rejected by
+ * `pathProblem`, and `/` inside a tuple element by `toPath`.
  */
 const segmentProblem = (segment: string, start: number, end: number): string | undefined => {
   const length = end - start
@@ -274,14 +276,6 @@ export const keySetCache = <P, A>(compute: (paths: ReadonlyArray<P>) => A): KeyS
     }
   }
 }
-
-/**
- * The segments of a canonical path, for backends that nest (File).
- *
- * @since 0.1.0
- * @category destructors
- */
-export const segments = (path: Path): ReadonlyArray<string> => path.split("/")
 
 /**
  * A human-readable rendering of any key, for error messages.

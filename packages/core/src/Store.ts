@@ -21,7 +21,9 @@
  * Backends implement a {@link Backend} over canonical key paths and turn it
  * into a store with {@link make}, which owns what every backend shares: key
  * validation (see `Key`), the idempotent-set bookkeeping, and failing with a
- * `Closed` error once the store's scope has closed.
+ * `Closed` error once the store's scope has closed. Stores that wrap stores
+ * (Buffer, Pipelined, codecs, typed stores) are built the same way, on the
+ * same {@link shell}, over the inner store's backend ({@link toBackend}).
  *
  * Every operation fails only with a {@link StoreError}.
  *

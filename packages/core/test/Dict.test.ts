@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Dict, Store } from "@partd/core"
+import { Dict, Key, Store } from "@partd/core"
 import { suite } from "@partd/test/StoreSuite"
 import { Effect } from "effect"
 
@@ -25,4 +25,20 @@ describe("Dict.appendChunks (how Buffer spills into memory)", () => {
       expect((yield* backend.getChunks!(["a"]))[0]!.map(text)).toEqual(["1", "2", "3", "4", "5"])
     })
   )
+})
+
+describe("Key validation: which rule rejects a segment", () => {
+  it("NUL anywhere, `/` inside a tuple element, and empty, `.` or `..` segments are each rejected with their reason", () => {
+    const problem = (key: unknown) => {
+      const path = Key.toPath(key)
+      return path instanceof Key.Invalid ? path.problem : undefined
+    }
+    expect(problem("a/b\u0000c")).toBe("key contains a NUL character")
+    expect(problem(["a", "b\u0000c"])).toBe("key contains a NUL character")
+    expect(problem(["a", "b/c"])).toBe('tuple element "b/c" contains "/"')
+    expect(problem("a//b")).toBe("empty segment")
+    expect(problem(["a", ".."])).toBe('segment ".." is not allowed')
+    expect(problem("a/./b")).toBe('segment "." is not allowed')
+    expect(problem(["a", "b", 1])).toBeUndefined()
+  })
 })
