@@ -11,7 +11,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { File } from "@partd/backend-file"
 import { Buffer, Dict, Store } from "@partd/core"
 import { pattern } from "@partd/test/StoreSuite"
-import { Cause, Effect, Exit, Scope } from "effect"
+import { Cause, Effect, Exit, Layer, Scope } from "effect"
 import { TestClock } from "effect/testing"
 
 /**
@@ -186,6 +186,24 @@ describe("Buffer fails loudly when closing loses data", () => {
         { key: "b", bytes: 20 }
       ])
       expect(lost.message).toContain("30 bytes")
+    })
+  )
+
+  it.effect("a program given Buffer.layer fails with the BufferError when the layer's final flush fails", () =>
+    Effect.gen(function* () {
+      const writes = { left: 0 }
+      const slow = Layer.effect(
+        Store.Store,
+        Effect.flatMap(Dict.make, (dict) => keyByKey(dict, writes))
+      )
+      const exit = yield* Effect.exit(
+        Store.append({ k: pattern(7, 1) }).pipe(
+          Effect.provide(Buffer.layer({ fast: Dict.layer, slow, availableMemory: 1 << 20 }))
+        )
+      )
+      const error = Exit.isFailure(exit) ? Cause.squash(exit.cause) : undefined
+      expect(error).toBeInstanceOf(Buffer.BufferError)
+      expect((error as Buffer.BufferError).lost).toEqual([{ key: "k", bytes: 7 }])
     })
   )
 
