@@ -3,45 +3,18 @@
  * real full disk makes the process exit non-zero and say what was lost, and
  * `--flush-after-ms` puts bytes on disk before a `kill -9` can take them.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process"
+import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as nodePath from "node:path"
 import { fileURLToPath } from "node:url"
 import { describe, expect, it } from "@effect/vitest"
 import { Client } from "@partd/core"
+import { fill, tmpfs } from "@partd/test/FullDisk"
 import { Effect, Exit, Scope } from "effect"
 
 const here = nodePath.dirname(fileURLToPath(import.meta.url))
 const serverMain = nodePath.resolve(here, "../src/partd-server.ts")
-
-/** Mounts a tmpfs of `bytes` at a fresh directory, unmounted when the scope closes. */
-const tmpfs = (bytes: number) =>
-  Effect.acquireRelease(
-    Effect.sync(() => {
-      const dir = fs.mkdtempSync(nodePath.join(os.tmpdir(), "partd-server-fault-"))
-      execFileSync("mount", ["-t", "tmpfs", "-o", `size=${bytes}`, "tmpfs", dir])
-      return dir
-    }),
-    (dir) =>
-      Effect.sync(() => {
-        execFileSync("umount", ["-l", dir])
-        fs.rmSync(dir, { recursive: true, force: true })
-      })
-  )
-
-/** Fills the disk under `dir` with a file until it is full. */
-const fill = (dir: string): void => {
-  const fd = fs.openSync(nodePath.join(dir, "filler"), "w")
-  const block = new Uint8Array(64 * 1024)
-  try {
-    while (true) fs.writeSync(fd, block)
-  } catch (error) {
-    if ((error as { code?: string }).code !== "ENOSPC") throw error
-  } finally {
-    fs.closeSync(fd)
-  }
-}
 
 /** Starts `partd-server` with `args`; resolves once it listens, killed when the scope closes. */
 const startServer = (args: ReadonlyArray<string>) =>

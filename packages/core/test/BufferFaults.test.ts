@@ -3,13 +3,12 @@
  * each chunk exactly once in the end, and a final flush that fails on close
  * fails loudly. Full disks are real: a small tmpfs mounted for the test.
  */
-import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
-import * as os from "node:os"
 import * as nodePath from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { File } from "@partd/backend-file"
 import { Buffer, Dict, Store } from "@partd/core"
+import { fill, tmpfs } from "@partd/test/FullDisk"
 import { pattern } from "@partd/test/StoreSuite"
 import { Cause, Effect, Exit, Layer, Scope } from "effect"
 import { TestClock } from "effect/testing"
@@ -66,37 +65,6 @@ const reasonOf = (exit: Exit.Exit<unknown, Store.StoreError>): string | undefine
   return found._tag === "Success" ? found.success.reason : undefined
 }
 
-/** Mounts a tmpfs of `bytes` at a fresh directory, unmounted when the scope closes. */
-const tmpfs = (bytes: number) =>
-  Effect.acquireRelease(
-    Effect.sync(() => {
-      const dir = fs.mkdtempSync(nodePath.join(os.tmpdir(), "partd-buffer-fault-"))
-      execFileSync("mount", ["-t", "tmpfs", "-o", `size=${bytes}`, "tmpfs", dir])
-      return dir
-    }),
-    (dir) =>
-      Effect.sync(() => {
-        execFileSync("umount", ["-l", dir])
-        fs.rmSync(dir, { recursive: true, force: true })
-      })
-  )
-
-/** Fills the disk under `dir` with a file, then frees `room` bytes of it; returns the file. */
-const fillLeaving = (dir: string, room: number): string => {
-  const filler = nodePath.join(dir, "filler")
-  const fd = fs.openSync(filler, "w")
-  const block = new Uint8Array(64 * 1024)
-  let size = 0
-  try {
-    while (true) size += fs.writeSync(fd, block)
-  } catch (error) {
-    if ((error as { code?: string }).code !== "ENOSPC") throw error
-  }
-  fs.ftruncateSync(fd, size - room)
-  fs.closeSync(fd)
-  return filler
-}
-
 describe("Buffer lands each chunk exactly once", () => {
   it.effect("a landing that fails after some keys were applied retries only the keys that did not land", () =>
     Effect.gen(function* () {
@@ -151,7 +119,7 @@ describe("Buffer lands each chunk exactly once", () => {
       const a = pattern(size, 1)
       const b = pattern(size, 2)
       // Room for `a` only: `b`'s write fails with ENOSPC before writing anything.
-      const filler = fillLeaving(mount, size)
+      const filler = fill(mount, size)
       yield* store.append({ a, b })
       expect(reasonOf(yield* Effect.exit(control.flush))).toBe("Io")
       expect(fs.statSync(nodePath.join(dir, "a")).size).toBe(size)
