@@ -22,8 +22,11 @@
  *   all). Appends started after it may have been applied.
  * - `get`, `iset`, `delete` and `drop` first wait for every pending append,
  *   so a caller always reads its own writes.
- * - When the scope closes, pending appends are awaited, and a failure among
- *   them is logged.
+ * - When the scope closes, pending appends are awaited; a failure among them
+ *   not yet reported fails the scope's close (a defect carrying the
+ *   `StoreError`), so the program does not end as if the bytes had landed.
+ *   To handle it as a typed error, call `get([])` before closing: it waits for
+ *   every pending append and reports their failures.
  *
  * Appends start in call order, and the inner store must apply them in the
  * order they start: Redis runs one connection's commands in order, and a
@@ -100,11 +103,9 @@ export const make = (store: Store.Shape, options: Options): Effect.Effect<Store.
       pending.size === 0 ? reportFailure : Effect.andThen(Fiber.awaitAll(Array.from(pending)), reportFailure)
     )
     // Registered before `Store.make`'s, so it runs after the store is closed.
-    yield* Effect.addFinalizer(() =>
-      Effect.catch(settled, (error) =>
-        Effect.logError("partd Pipelined: an append failed after its call had returned", error)
-      )
-    )
+    // A finalizer cannot fail: an append that failed after its call returned
+    // is acknowledged data lost, so it becomes a defect, not a log line.
+    yield* Effect.addFinalizer(() => Effect.orDie(settled))
     const afterPending = <A>(effect: Effect.Effect<A, Store.StoreError>) => Effect.andThen(settled, effect)
 
     // The shell of `Store.make` validates keys and values before an append is
