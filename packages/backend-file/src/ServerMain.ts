@@ -1,7 +1,9 @@
 /**
  * The `partd-server` program: runs `ServerCommand`'s command on Node. SIGINT and SIGTERM
- * interrupt the server, which flushes and releases everything before the process exits
- * with code 0. Started by the `partd-server` bin once it has checked the Node version.
+ * interrupt the server, which flushes and releases everything before the process exits:
+ * with code 0 when everything was flushed, 1 when a final flush failed (the lost bytes of
+ * each key are printed). Started by the `partd-server` bin once it has checked the Node
+ * version.
  *
  * @since 0.1.0
  */
