@@ -11,27 +11,32 @@
  * `FileName`: the names Python partd would use for plain keys, a reversible
  * `%XX` escaping for the rest, and `BadKey` for anything too long to name.
  *
- * Speed. Python partd opens, writes and closes a file per key per append. This
- * store keeps append handles open in a bounded cache (`maxOpenFiles`), so an
- * append costs one write(2) per key (writev(2) when a call appends to a key
- * more than once), and a `get` of a key it has written reads through the
- * cached handle. All I/O is synchronous, in plain loops, one Effect per call:
- * for many small writes to the page cache a synchronous syscall costs far less
- * than a trip through the libuv thread pool. The price is that a call holds
- * the event loop while it runs (a 64 MiB `get` for some tens of
- * milliseconds), as Python partd holds its thread.
+ * The parts, each in its own module: `Layout` (a key's file: naming,
+ * opening, reading, removing), `Handles` (the bounded cache of open append
+ * handles), `Append` (the all-or-nothing append) with `Intent` (its record),
+ * and `Lock` (exclusion between processes). This module puts them together.
+ *
+ * Speed. Append handles stay open in a bounded cache (`maxOpenFiles`), so an
+ * append costs one write(2) per key. All I/O is synchronous, in plain loops,
+ * one Effect per call: for many small writes to the page cache a synchronous
+ * syscall costs far less than a trip through the libuv thread pool. The price
+ * is that a call holds the event loop while it runs, as Python partd holds
+ * its thread.
  *
  * Consistency. Every call runs under the directory's lock (see `Lock`), in
  * one synchronous stretch: the fibers of a process are serialized by the
  * event loop, and processes by `flock`, so one append's bytes are contiguous
- * in each file and a `get` never sees half of one. When another process holds
- * the lock, a call polls for it (1 ms, doubling up to 16 ms) without blocking
- * the event loop. A failed call may have written some of its keys and not
- * others, as in Python partd: calls are not transactions.
+ * in each file and a `get` never sees half of one.
  *
- * Errors are honest: only a file that does not exist reads as empty bytes;
- * every other failure (permissions, a full disk, a directory where a file
- * should be) fails with reason `Io`, the key, and the system error as cause.
+ * Failures. An `append` is all or nothing: a call that fails (a full disk)
+ * leaves every key at its length before the call, and a process killed in
+ * the middle of one leaves a record that the next call of any process
+ * undoes before it reads or writes (see `Append`, `Intent`). `iset` is not:
+ * a failed `iset` may leave the key empty or holding part of the value
+ * (retry it). `delete` and `drop` free space and work on a full disk. Only a
+ * file that does not exist reads as empty bytes; every other failure
+ * (permissions, a full disk, a directory where a file should be) fails with
+ * reason `Io`, the key, and the system error as cause.
  *
  * Lifetime. Without `path` the store lives in a fresh temporary directory
  * (under `dir` when given, else the OS temp dir) that is removed when the
@@ -44,9 +49,13 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as nodePath from "node:path"
-import { type Key, Store } from "@partd/core"
+import { Store } from "@partd/core"
 import { Effect, Layer, type Scope } from "effect"
+import * as Append from "./Append.ts"
 import * as FileName from "./FileName.ts"
+import * as Handles from "./Handles.ts"
+import * as Intent from "./Intent.ts"
+import * as Layout from "./Layout.ts"
 import * as Lock from "./Lock.ts"
 
 /**
@@ -67,62 +76,12 @@ export interface Options {
    */
   readonly fsync?: boolean | undefined
   /**
-   * The most append handles to keep open (default 2048); past it the oldest
-   * quarter is closed. Keep it under the process's open-file limit.
+   * The most append handles to keep open; past it the oldest quarter is
+   * closed. Default: half the process's soft open-file limit (`ulimit -n`),
+   * at most 2048; 128 where the limit cannot be read (not Linux).
    */
   readonly maxOpenFiles?: number | undefined
 }
-
-// libuv opens every file with O_CLOEXEC, so child processes never inherit a handle.
-const { O_RDONLY, O_RDWR, O_APPEND, O_CREAT } = fs.constants
-const APPEND_FLAGS = O_RDWR | O_APPEND | O_CREAT
-const READ_FLAGS = O_RDONLY
-
-const DEFAULT_MAX_OPEN_FILES = 2048
-
-/** The append handles of a key set's keys, by position, valid while `epoch` is the store's. */
-interface KeySetHandles {
-  readonly fds: ReadonlyArray<number>
-  readonly epoch: number
-  /** Whether every key occurs once; a key set with repeats takes the general path. */
-  readonly distinct: boolean
-}
-
-/** A key's cached append handle, and the chunks the running append has for it. */
-interface Handle {
-  readonly path: Key.Path
-  readonly fd: number
-  stamp: number
-  readonly chunks: Array<Uint8Array>
-}
-
-/** A system error's code, or undefined for anything else. */
-const codeOf = (error: unknown): string | undefined =>
-  typeof error === "object" && error !== null ? (error as NodeJS.ErrnoException).code : undefined
-
-const ioError = (method: string, key: string | undefined, cause: unknown): Store.StoreError =>
-  new Store.StoreError({
-    reason: "Io",
-    method,
-    ...(key === undefined ? {} : { key }),
-    description: cause instanceof Error ? cause.message : String(cause),
-    cause
-  })
-
-/** Thrown inside a call's synchronous body; turned into the call's failure. */
-class Failure {
-  readonly error: Store.StoreError
-  constructor(error: Store.StoreError) {
-    this.error = error
-  }
-}
-
-const fail = (error: Store.StoreError): never => {
-  throw new Failure(error)
-}
-
-/** Tries `body` once when it cannot take the lock; the next try waits this long. */
-const retryDelays = [1, 2, 4, 8, 16] as const
 
 /**
  * The store's directory: a fresh temporary one, or `path` created if needed.
@@ -143,7 +102,7 @@ const acquireRoot = (options: Options): Effect.Effect<string, Store.StoreError, 
         }
         return { root, remove: options.dropOnClose === true }
       },
-      catch: (cause) => ioError("File.make", undefined, cause)
+      catch: (cause) => Store.ioError("File.make", cause)
     }),
     ({ root, remove }) =>
       remove
@@ -155,6 +114,75 @@ const acquireRoot = (options: Options): Effect.Effect<string, Store.StoreError, 
         : Effect.void
   ).pipe(Effect.map(({ root }) => root))
 
+/** The directory's lock, closed with the scope. */
+const acquireLock = (root: string): Effect.Effect<Lock.Lock, Store.StoreError, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.try({
+      try: () => Lock.open(nodePath.join(root, FileName.LOCK)),
+      catch: (cause) => Store.ioError("File.make", cause)
+    }),
+    (lock) => Effect.sync(() => lock.close())
+  )
+
+/** The handle cache, every handle closed with the scope. */
+const acquireHandles = (layout: Layout.Layout, options: Options): Effect.Effect<Handles.Handles, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.sync(() => Handles.make(layout, Math.max(1, options.maxOpenFiles ?? Handles.defaultMaxOpenFiles()))),
+    (handles) => Effect.sync(() => handles.closeAll())
+  )
+
+/** The store's calls over its parts, each one synchronous body under the lock. */
+const backendOf = (lock: Lock.Lock, layout: Layout.Layout, handles: Handles.Handles, fsync: boolean): Store.Backend => {
+  const append = Append.make({ layout, handles, intent: Intent.writer(lock, fsync), fsync })
+  /** Runs `body` under the lock, after catching up with what other processes did. */
+  const locked = <A>(method: string, body: (at: Lock.At) => A): Effect.Effect<A, Store.StoreError> =>
+    Lock.run(lock, method, (at) => {
+      if (lock.stale()) handles.closeAll()
+      if (Intent.pending(lock)) Intent.recover(lock, layout)
+      return body(at)
+    })
+  return {
+    append: (paths, values) => locked("append", (at) => append(paths, values, at)),
+    get: (paths) =>
+      locked("get", (at) => {
+        // Name every key first: a bad key fails the call before anything is read.
+        const relatives = paths.map((path) => (handles.get(path) === undefined ? layout.nameOf("get", path) : ""))
+        return paths.map((path, i) => {
+          at.key = path
+          const handle = handles.get(path)
+          return handle === undefined
+            ? layout.read(relatives[i]!)
+            : Layout.readAll(handle.fd, fs.fstatSync(handle.fd).size)
+        })
+      }),
+    iset: (path, value) =>
+      locked("iset", (at) => {
+        const relative = layout.nameOf("iset", path)
+        at.key = path
+        const { fd } = handles.open(path, relative)
+        fs.ftruncateSync(fd, 0)
+        let offset = 0
+        while (offset < value.byteLength) offset += fs.writeSync(fd, value, offset, value.byteLength - offset)
+        if (fsync) fs.fsyncSync(fd)
+      }),
+    delete: (paths) =>
+      locked("delete", (at) => {
+        const relatives = paths.map((path) => layout.nameOf("delete", path))
+        lock.bump()
+        for (let i = 0; i < paths.length; i++) {
+          at.key = paths[i]!
+          handles.forget(paths[i]!)
+          layout.remove(relatives[i]!)
+        }
+      }),
+    drop: locked("drop", () => {
+      lock.bump()
+      handles.closeAll()
+      layout.removeAll()
+    })
+  }
+}
+
 /**
  * Makes a File store in the scope.
  *
@@ -164,437 +192,10 @@ const acquireRoot = (options: Options): Effect.Effect<string, Store.StoreError, 
 export const make = (options: Options = {}): Effect.Effect<Store.Shape, Store.StoreError, Scope.Scope> =>
   Effect.gen(function* () {
     const root = yield* acquireRoot(options)
-    const lock = yield* Effect.acquireRelease(
-      Effect.try({
-        try: () => Lock.open(nodePath.join(root, FileName.LOCK)),
-        catch: (cause) => ioError("File.make", undefined, cause)
-      }),
-      (lock) => Effect.sync(() => lock.close())
-    )
-    const fsync = options.fsync === true
-    const maxOpenFiles = Math.max(1, options.maxOpenFiles ?? DEFAULT_MAX_OPEN_FILES)
-    const rootPrefix = `${root}/`
-    // The longest relative path a key may have, leaving room for "/%self".
-    const maxRelative = FileName.PATH_MAX - 1 - Buffer.byteLength(rootPrefix) - FileName.LEAF.length - 1
-
-    // Append handles by key path, oldest first (Map keeps insertion order).
-    const handles = new Map<Key.Path, Handle>()
-    // Which handles the running append has chunks for: `stamp` tells them apart
-    // without a Map per call.
-    let stamp = 0
-    const touched: Array<Handle> = []
-    // The handles of the running append's keys, by position (reused across calls).
-    const found: Array<Handle | undefined> = []
-    // Bumped whenever a handle is closed, so that per-key-set caches know they are stale.
-    let epoch = 0
-    // Per key set (`Store.columns`: the same frozen paths array every call),
-    // the handle of each key by position: appends to it need no lookups.
-    const keySets = new WeakMap<ReadonlyArray<Key.Path>, KeySetHandles>()
-    // Relative file paths by key path, for keys seen recently.
-    const names = new Map<Key.Path, string>()
-
-    const closeAll = (): void => {
-      epoch++
-      for (const handle of handles.values()) fs.closeSync(handle.fd)
-      handles.clear()
-    }
-    const forget = (path: Key.Path): void => {
-      const handle = handles.get(path)
-      if (handle !== undefined) {
-        epoch++
-        handles.delete(path)
-        fs.closeSync(handle.fd)
-      }
-    }
-    yield* Effect.addFinalizer(() => Effect.sync(closeAll))
-
-    /** The relative file path of a key, or a `BadKey` failure. */
-    const nameOf = (method: string, path: Key.Path): string => {
-      const cached = names.get(path)
-      if (cached !== undefined) return cached
-      const relative = FileName.toRelative(path)
-      if (relative instanceof FileName.Unnameable) {
-        return fail(new Store.StoreError({ reason: "BadKey", method, key: path, description: relative.problem }))
-      }
-      if (relative.length > maxRelative) {
-        return fail(
-          new Store.StoreError({
-            reason: "BadKey",
-            method,
-            key: path,
-            description: `the key's file path would be over ${FileName.PATH_MAX} bytes`
-          })
-        )
-      }
-      if (names.size >= 65536) names.clear()
-      names.set(path, relative)
-      return relative
-    }
-
-    /**
-     * Moves the value of the key whose file is `full` into `full/%self`, so
-     * that `full` can become a directory for longer keys. Three steps under
-     * the lock; open handles follow the file (they name the inode, not the
-     * path). A process killed between them leaves the bytes in `full%moving`,
-     * a name no key maps to, where they can be recovered by hand.
-     */
-    const makeRoomForDirectory = (full: string): void => {
-      const moving = `${full}%moving`
-      fs.renameSync(full, moving)
-      fs.mkdirSync(full)
-      fs.renameSync(moving, `${full}/${FileName.LEAF}`)
-    }
-
-    /** Creates the directories of `relative`'s parent, moving key files out of their way. */
-    const makeParents = (relative: string): void => {
-      const slash = relative.lastIndexOf("/")
-      if (slash < 0) {
-        // The store's directory itself is gone (deleted under us): recreate it.
-        fs.mkdirSync(root, { recursive: true })
-        return
-      }
-      try {
-        fs.mkdirSync(rootPrefix + relative.slice(0, slash), { recursive: true })
-        return
-      } catch (error) {
-        const code = codeOf(error)
-        if (code !== "ENOTDIR" && code !== "EEXIST") throw error
-      }
-      // Some ancestor is a key's file: walk down and move each one aside.
-      for (let at = relative.indexOf("/"); at >= 0; at = relative.indexOf("/", at + 1)) {
-        const full = rootPrefix + relative.slice(0, at)
-        let stats: fs.Stats | undefined
-        try {
-          stats = fs.statSync(full)
-        } catch (error) {
-          if (codeOf(error) !== "ENOENT") throw error
-        }
-        if (stats === undefined) fs.mkdirSync(full)
-        else if (stats.isFile()) makeRoomForDirectory(full)
-        else if (!stats.isDirectory()) {
-          throw Object.assign(new Error(`ENOTDIR: not a directory, '${full}'`), { code: "ENOTDIR", path: full })
-        }
-      }
-    }
-
-    /** Opens a key's file for appending, creating it and its directories. */
-    const openForAppend = (relative: string): number => {
-      const full = rootPrefix + relative
-      for (let attempt = 0; ; attempt++) {
-        try {
-          return fs.openSync(full, APPEND_FLAGS, 0o666)
-        } catch (error) {
-          const code = codeOf(error)
-          if (code === "EISDIR") return fs.openSync(`${full}/${FileName.LEAF}`, APPEND_FLAGS, 0o666)
-          if ((code === "ENOENT" || code === "ENOTDIR") && attempt === 0) makeParents(relative)
-          else throw error
-        }
-      }
-    }
-
-    /** Closes the oldest quarter of the handles at once, so eviction is not paid per key. */
-    const evict = (): void => {
-      epoch++
-      let n = Math.max(1, maxOpenFiles >> 2)
-      for (const [path, handle] of handles) {
-        handles.delete(path)
-        fs.closeSync(handle.fd)
-        if (--n === 0) break
-      }
-    }
-
-    /** The cached append handle of a key, opening it when needed. Call with no chunks pending. */
-    const handleOf = (path: Key.Path, relative: string): Handle => {
-      const cached = handles.get(path)
-      if (cached !== undefined) return cached
-      if (handles.size >= maxOpenFiles) evict()
-      const handle: Handle = { path, fd: openForAppend(relative), stamp: 0, chunks: [] }
-      handles.set(path, handle)
-      return handle
-    }
-
-    const writeAll = (fd: number, chunk: Uint8Array): void => {
-      let offset = 0
-      while (offset < chunk.byteLength) {
-        offset += fs.writeSync(fd, chunk, offset, chunk.byteLength - offset)
-      }
-    }
-
-    const writeChunks = (fd: number, chunks: ReadonlyArray<Uint8Array>): void => {
-      let total = 0
-      for (const chunk of chunks) total += chunk.byteLength
-      let written = fs.writevSync(fd, chunks as Array<Uint8Array>)
-      if (written === total) return
-      // A short write (rare: a full disk, a signal): finish chunk by chunk.
-      for (const chunk of chunks) {
-        if (written >= chunk.byteLength) {
-          written -= chunk.byteLength
-          continue
-        }
-        writeAll(fd, chunk.subarray(written))
-        written = 0
-      }
-    }
-
-    /** Remembers a key set's handles, when all of them are open. */
-    const rememberKeySet = (paths: ReadonlyArray<Key.Path>): void => {
-      const fds = new Array<number>(paths.length)
-      const distinct = new Set<Key.Path>()
-      for (let i = 0; i < paths.length; i++) {
-        const handle = handles.get(paths[i]!)
-        if (handle === undefined) return
-        fds[i] = handle.fd
-        distinct.add(paths[i]!)
-      }
-      keySets.set(paths, { fds, epoch, distinct: distinct.size === paths.length })
-    }
-
-    /** Writes the chunks collected for the touched handles, one write (or writev) per key. */
-    const writeTouched = (at: { key: string | undefined }): void => {
-      for (const handle of touched) {
-        at.key = handle.path
-        const chunks = handle.chunks
-        if (chunks.length === 1) writeAll(handle.fd, chunks[0]!)
-        else writeChunks(handle.fd, chunks)
-        if (fsync) fs.fsyncSync(handle.fd)
-        chunks.length = 0
-      }
-      touched.length = 0
-      stamp++
-    }
-
-    /** Whether some proper prefix of `relative` is a key's file (so `relative` cannot exist). */
-    const underKeyFile = (relative: string): boolean => {
-      let at = relative.indexOf("/")
-      while (at >= 0) {
-        try {
-          const stats = fs.statSync(rootPrefix + relative.slice(0, at))
-          if (stats.isFile()) return true
-          if (!stats.isDirectory()) return false
-        } catch {
-          return false
-        }
-        at = relative.indexOf("/", at + 1)
-      }
-      return false
-    }
-
-    /** Reads `size` bytes of an open file into a fresh array. */
-    const readAll = (fd: number, size: number): Uint8Array => {
-      if (size === 0) return new Uint8Array(0)
-      const buffer = Buffer.allocUnsafeSlow(size)
-      let offset = 0
-      while (offset < size) {
-        const n = fs.readSync(fd, buffer, offset, size - offset, offset)
-        if (n === 0) break
-        offset += n
-      }
-      return new Uint8Array(buffer.buffer, buffer.byteOffset, offset)
-    }
-
-    /** Opens `full` for reading; `undefined` when it does not exist. */
-    const openToRead = (full: string): number | undefined => {
-      try {
-        return fs.openSync(full, READ_FLAGS)
-      } catch (error) {
-        if (codeOf(error) === "ENOENT") return undefined
-        throw error
-      }
-    }
-
-    /** Reads a key's file; a file that does not exist reads as empty bytes. */
-    const readKey = (path: Key.Path, relative: string): Uint8Array => {
-      const cached = handles.get(path)
-      if (cached !== undefined) return readAll(cached.fd, fs.fstatSync(cached.fd).size)
-      const full = rootPrefix + relative
-      let fd: number | undefined
-      try {
-        fd = openToRead(full)
-      } catch (error) {
-        if (codeOf(error) === "ENOTDIR" && underKeyFile(relative)) return new Uint8Array(0)
-        throw error
-      }
-      if (fd === undefined) return new Uint8Array(0)
-      try {
-        let stats = fs.fstatSync(fd)
-        if (stats.isDirectory()) {
-          // Longer keys live under this one: its own bytes, if any, are in LEAF.
-          fs.closeSync(fd)
-          fd = openToRead(`${full}/${FileName.LEAF}`)
-          if (fd === undefined) return new Uint8Array(0)
-          stats = fs.fstatSync(fd)
-          if (stats.isDirectory()) {
-            throw Object.assign(
-              new Error(`EISDIR: illegal operation on a directory, read '${full}/${FileName.LEAF}'`),
-              {
-                code: "EISDIR",
-                path: `${full}/${FileName.LEAF}`
-              }
-            )
-          }
-        }
-        return readAll(fd, stats.size)
-      } finally {
-        if (fd !== undefined) fs.closeSync(fd)
-      }
-    }
-
-    /** Removes a key's file; a file that does not exist is fine. */
-    const removeKey = (relative: string): void => {
-      const full = rootPrefix + relative
-      try {
-        fs.unlinkSync(full)
-        return
-      } catch (error) {
-        const code = codeOf(error)
-        if (code === "ENOENT") return
-        if (code === "ENOTDIR" && underKeyFile(relative)) return
-        // Linux says EISDIR for a directory, POSIX allows EPERM.
-        if (code !== "EISDIR" && code !== "EPERM") throw error
-        if (code === "EPERM" && !fs.statSync(full).isDirectory()) throw error
-      }
-      try {
-        fs.unlinkSync(`${full}/${FileName.LEAF}`)
-      } catch (error) {
-        if (codeOf(error) !== "ENOENT") throw error
-      }
-    }
-
-    /**
-     * Runs a call's synchronous `body` holding the directory's lock, in one
-     * stretch of JavaScript: no other fiber of this process runs meanwhile,
-     * and no other process holds the lock. The body sets `at.key` to the key
-     * it works on, so that a failing system call's error names it.
-     */
-    const locked = <A>(
-      method: string,
-      body: (at: { key: string | undefined }) => A
-    ): Effect.Effect<A, Store.StoreError> => {
-      const attempt = (retry: number): Effect.Effect<A, Store.StoreError> => {
-        const at: { key: string | undefined } = { key: undefined }
-        let acquired: boolean
-        try {
-          acquired = lock.tryAcquire()
-        } catch (cause) {
-          return Effect.fail(ioError(method, undefined, cause))
-        }
-        if (!acquired) {
-          const delay = retryDelays[Math.min(retry, retryDelays.length - 1)]!
-          return Effect.flatMap(Effect.sleep(delay), () => attempt(retry + 1))
-        }
-        try {
-          if (lock.stale()) closeAll()
-          return Effect.succeed(body(at))
-        } catch (error) {
-          if (error instanceof Failure) return Effect.fail(error.error)
-          return Effect.fail(ioError(method, at.key, error))
-        } finally {
-          try {
-            lock.release()
-          } catch {
-            // Closing the lock file releases the lock anyway; the call's outcome stands.
-          }
-        }
-      }
-      return Effect.suspend(() => attempt(0))
-    }
-
-    const backend: Store.Backend = {
-      append: (paths, values) =>
-        locked("append", (at) => {
-          // A key set seen before, all of its handles still open: one write per key, no lookups.
-          const known = Object.isFrozen(paths) ? keySets.get(paths) : undefined
-          if (known !== undefined && known.epoch === epoch && known.distinct) {
-            const fds = known.fds
-            let i = 0
-            try {
-              for (; i < fds.length; i++) {
-                const value = values[i]!
-                if (value.byteLength > 0) writeAll(fds[i]!, value)
-                if (fsync) fs.fsyncSync(fds[i]!)
-              }
-            } catch (error) {
-              at.key = paths[i]
-              throw error
-            }
-            return
-          }
-          // Look up every key's handle; name every new key before writing
-          // anything, so a bad key writes nothing.
-          const n = paths.length
-          if (found.length < n) found.length = n
-          let missing = false
-          for (let i = 0; i < n; i++) {
-            const handle = handles.get(paths[i]!)
-            found[i] = handle
-            if (handle === undefined) missing = true
-          }
-          if (missing) {
-            for (let i = 0; i < n; i++) if (found[i] === undefined) nameOf("append", paths[i]!)
-          }
-          // Collect each key's chunks in call order, then write each key once.
-          stamp++
-          try {
-            for (let i = 0; i < n; i++) {
-              const path = paths[i]!
-              // Opening a handle can evict others: look up again after one was opened.
-              let handle = missing ? handles.get(path) : found[i]
-              if (handle === undefined) {
-                at.key = path
-                // Eviction closes handles: write what is pending first.
-                if (handles.size >= maxOpenFiles) writeTouched(at)
-                handle = handleOf(path, nameOf("append", path))
-              }
-              if (handle.stamp !== stamp) {
-                handle.stamp = stamp
-                touched.push(handle)
-              }
-              handle.chunks.push(values[i]!)
-            }
-            writeTouched(at)
-            if (Object.isFrozen(paths) && (known === undefined || known.epoch !== epoch)) rememberKeySet(paths)
-          } finally {
-            for (const handle of touched) handle.chunks.length = 0
-            touched.length = 0
-            found.fill(undefined, 0, n)
-          }
-        }),
-      get: (paths) =>
-        locked("get", (at) => {
-          const relatives = paths.map((path) => (handles.has(path) ? "" : nameOf("get", path)))
-          return paths.map((path, i) => {
-            at.key = path
-            return readKey(path, relatives[i]!)
-          })
-        }),
-      iset: (path, value) =>
-        locked("iset", (at) => {
-          const relative = nameOf("iset", path)
-          at.key = path
-          const { fd } = handleOf(path, relative)
-          fs.ftruncateSync(fd, 0)
-          writeAll(fd, value)
-          if (fsync) fs.fsyncSync(fd)
-        }),
-      delete: (paths) =>
-        locked("delete", (at) => {
-          const relatives = paths.map((path) => nameOf("delete", path))
-          lock.bump()
-          for (let i = 0; i < paths.length; i++) {
-            at.key = paths[i]!
-            forget(paths[i]!)
-            removeKey(relatives[i]!)
-          }
-        }),
-      drop: locked("drop", () => {
-        lock.bump()
-        closeAll()
-        for (const name of fs.readdirSync(root)) {
-          if (name !== FileName.LOCK) fs.rmSync(rootPrefix + name, { recursive: true, force: true, maxRetries: 3 })
-        }
-      })
-    }
-    return yield* Store.make(backend)
+    const lock = yield* acquireLock(root)
+    const layout = Layout.make(root)
+    const handles = yield* acquireHandles(layout, options)
+    return yield* Store.make(backendOf(lock, layout, handles, options.fsync === true))
   })
 
 /**

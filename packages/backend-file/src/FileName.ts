@@ -58,6 +58,17 @@ export const PATH_MAX = 4096
 export const LOCK = ".lock"
 
 /**
+ * The name of the lock's state file: the generation stamp and the intent
+ * record of a running append (see `Lock` and `Intent`). Python partd keeps
+ * only `-_.() `, letters and digits in names, and escaped names here follow
+ * `%` with two uppercase hex digits, so no key of either names this file.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const STATE = ".lock%state"
+
+/**
  * The name, inside a directory, of the value of the key that names that
  * directory. A key `a` and a key `a/b` can both hold bytes, but `a` cannot
  * be both a file and a directory: once `a/b` exists, the bytes of `a` live in

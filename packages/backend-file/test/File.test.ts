@@ -78,7 +78,9 @@ describe("File layout", () => {
       ])
       yield* store.append({ x: bytes("world!") })
       yield* store.iset("s", bytes("set"))
-      expect(listing(dir)).toEqual([".lock", "a/", "a/b", "a%3Ab/", "a%3Ab/%C3%A9", "key-1_2.(3) y", "s", "x"].sort())
+      expect(listing(dir)).toEqual(
+        [".lock", FileName.STATE, "a/", "a/b", "a%3Ab/", "a%3Ab/%C3%A9", "key-1_2.(3) y", "s", "x"].sort()
+      )
       expect(fs.readFileSync(nodePath.join(dir, "x"), "utf8")).toBe("Hello, world!")
       expect(fs.readFileSync(nodePath.join(dir, "a", "b"), "utf8")).toBe("ab")
       expect(fs.readFileSync(nodePath.join(dir, "a%3Ab", "%C3%A9"), "utf8")).toBe("escaped")
@@ -86,7 +88,7 @@ describe("File layout", () => {
       expect(fs.existsSync(nodePath.join(dir, "x"))).toBe(false)
       expect(fs.existsSync(nodePath.join(dir, "a", "b"))).toBe(false)
       yield* store.drop
-      expect(listing(dir)).toEqual([".lock"])
+      expect(listing(dir)).toEqual([".lock", FileName.STATE])
       yield* Scope.close(scope, Exit.void)
       // An explicit path is kept when the scope closes.
       expect(fs.existsSync(dir)).toBe(true)
@@ -122,7 +124,7 @@ describe("File layout", () => {
       const keys = Array.from({ length: 20 }, (_, i) => `k${i}`)
       for (let round = 0; round < 3; round++) {
         yield* store.append(keys.map((k) => [k, bytes(`${round}`)] as const))
-        expect(openFilesUnder(dir)).toBeLessThanOrEqual(4 + 1) // + the lock file
+        expect(openFilesUnder(dir)).toBeLessThanOrEqual(4 + 2) // + the lock and its state file
       }
       expect((yield* store.get(keys)).map(text)).toEqual(keys.map(() => "012"))
     })
@@ -209,7 +211,7 @@ describe("File key safety", () => {
         expect(storeError(yield* Effect.exit(store.iset(key, bytes("y")))).reason).toBe("BadKey")
         expect(storeError(yield* Effect.exit(store.delete(["good", key]))).reason).toBe("BadKey")
       }
-      expect(listing(dir)).toEqual([".lock"])
+      expect(listing(dir)).toEqual([".lock", FileName.STATE])
       // The longest name that fits is fine.
       yield* store.append({ ["n".repeat(255)]: bytes("long") })
       expect(text(yield* Store.getOneFrom(store, "n".repeat(255)))).toBe("long")

@@ -22,10 +22,12 @@ describe("FileName", () => {
   })
 
   it("never produces the names it keeps for itself", () => {
-    for (const key of ["%self", "self", ".lock", "%2Elock", "%moving"]) {
+    for (const key of ["%self", "self", ".lock", "%2Elock", "%moving", ".lock%state", FileName.STATE]) {
       const relative = FileName.toRelative(key) as string
       expect(relative).not.toBe(FileName.LEAF)
       expect(relative).not.toBe(FileName.LOCK)
+      expect(relative).not.toBe(FileName.STATE)
+      expect(FileName.toPath(FileName.STATE)).toBeUndefined()
       expect(relative.endsWith("%moving")).toBe(false)
     }
   })

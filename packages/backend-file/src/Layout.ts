@@ -1,0 +1,282 @@
+/**
+ * Layout: the File store's directory operations, key by key — naming a key's
+ * file, opening it for appending (creating its directories), reading,
+ * measuring, truncating and removing it.
+ *
+ * A key's file is `FileName.toRelative(path)` under the store's directory.
+ * A key that is also the parent of longer keys is a directory, and its own
+ * bytes live in `FileName.LEAF` inside it; every operation here resolves
+ * that, so the rest of the store only ever deals with relative names. All of
+ * it is synchronous and throws system errors as they come: the caller runs
+ * it under the store's lock and turns what is thrown into a `StoreError`
+ * (see `Lock.run`). A key that cannot be named throws a `BadKey`
+ * `StoreError`, before anything is written.
+ *
+ * @since 0.1.0
+ */
+import * as fs from "node:fs"
+import { type Key, Store } from "@partd/core"
+import * as FileName from "./FileName.ts"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Layout {
+  /** The store's directory, absolute. */
+  readonly root: string
+  /** The relative file name of a key; throws a `BadKey` `StoreError` when it has none. */
+  readonly nameOf: (method: string, path: Key.Path) => string
+  /** Opens a key's file for appending, creating it and its directories; returns the descriptor. */
+  readonly openForAppend: (relative: string) => number
+  /** A key's bytes; a key whose file does not exist reads as empty bytes. */
+  readonly read: (relative: string) => Uint8Array
+  /** A key's length, or `undefined` when it has no regular file. */
+  readonly sizeOf: (relative: string) => number | undefined
+  /** Cuts a key's file back to `length` bytes. */
+  readonly truncate: (relative: string, length: number) => void
+  /** Removes a key's file; a file that does not exist is fine. */
+  readonly remove: (relative: string) => void
+  /** Removes every key: everything in the directory but the lock's files. */
+  readonly removeAll: () => void
+}
+
+// libuv opens every file with O_CLOEXEC, so child processes never inherit a handle.
+const { O_RDONLY, O_RDWR, O_APPEND, O_CREAT } = fs.constants
+const APPEND_FLAGS = O_RDWR | O_APPEND | O_CREAT
+
+/** The most relative names remembered; past it the memo starts afresh. */
+const MAX_NAMES = 65536
+
+/** A system error's code, or undefined for anything else. */
+const codeOf = (error: unknown): string | undefined =>
+  typeof error === "object" && error !== null ? (error as NodeJS.ErrnoException).code : undefined
+
+const systemError = (code: string, what: string, path: string): Error =>
+  Object.assign(new Error(`${code}: ${what}, '${path}'`), { code, path })
+
+/**
+ * Reads `size` bytes of an open file into a fresh array.
+ *
+ * @since 0.1.0
+ * @category reading
+ */
+export const readAll = (fd: number, size: number): Uint8Array => {
+  if (size === 0) return new Uint8Array(0)
+  const buffer = Buffer.allocUnsafeSlow(size)
+  let offset = 0
+  while (offset < size) {
+    const n = fs.readSync(fd, buffer, offset, size - offset, offset)
+    if (n === 0) break
+    offset += n
+  }
+  return new Uint8Array(buffer.buffer, buffer.byteOffset, offset)
+}
+
+/** Opens `full` for reading; `undefined` when it does not exist. */
+const openToRead = (full: string): number | undefined => {
+  try {
+    return fs.openSync(full, O_RDONLY)
+  } catch (error) {
+    if (codeOf(error) === "ENOENT") return undefined
+    throw error
+  }
+}
+
+/**
+ * The layout of the directory `root` (absolute, existing).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (root: string): Layout => {
+  const rootPrefix = `${root}/`
+  // The longest relative path a key may have, leaving room for "/%self".
+  const maxRelative = FileName.PATH_MAX - 1 - Buffer.byteLength(rootPrefix) - FileName.LEAF.length - 1
+  // Relative file paths by key path, for keys seen recently.
+  const names = new Map<Key.Path, string>()
+
+  const nameOf = (method: string, path: Key.Path): string => {
+    const cached = names.get(path)
+    if (cached !== undefined) return cached
+    const relative = FileName.toRelative(path)
+    const problem =
+      relative instanceof FileName.Unnameable
+        ? relative.problem
+        : relative.length > maxRelative
+          ? `the key's file path would be over ${FileName.PATH_MAX} bytes`
+          : undefined
+    if (problem !== undefined) throw new Store.StoreError({ reason: "BadKey", method, key: path, description: problem })
+    if (names.size >= MAX_NAMES) names.clear()
+    names.set(path, relative as string)
+    return relative as string
+  }
+
+  /**
+   * Moves the value of the key whose file is `full` into `full/%self`, so
+   * that `full` can become a directory for longer keys. Three steps under
+   * the lock; open handles follow the file (they name the inode, not the
+   * path). A process killed between them leaves the bytes in `full%moving`,
+   * a name no key maps to, where they can be recovered by hand.
+   */
+  const makeRoomForDirectory = (full: string): void => {
+    const moving = `${full}%moving`
+    fs.renameSync(full, moving)
+    fs.mkdirSync(full)
+    fs.renameSync(moving, `${full}/${FileName.LEAF}`)
+  }
+
+  /** Creates the directories of `relative`'s parent, moving key files out of their way. */
+  const makeParents = (relative: string): void => {
+    const slash = relative.lastIndexOf("/")
+    if (slash < 0) {
+      // The store's directory itself is gone (deleted under us): recreate it.
+      fs.mkdirSync(root, { recursive: true })
+      return
+    }
+    try {
+      fs.mkdirSync(rootPrefix + relative.slice(0, slash), { recursive: true })
+      return
+    } catch (error) {
+      const code = codeOf(error)
+      if (code !== "ENOTDIR" && code !== "EEXIST") throw error
+    }
+    // Some ancestor is a key's file: walk down and move each one aside.
+    for (let at = relative.indexOf("/"); at >= 0; at = relative.indexOf("/", at + 1)) {
+      const full = rootPrefix + relative.slice(0, at)
+      let stats: fs.Stats | undefined
+      try {
+        stats = fs.statSync(full)
+      } catch (error) {
+        if (codeOf(error) !== "ENOENT") throw error
+      }
+      if (stats === undefined) fs.mkdirSync(full)
+      else if (stats.isFile()) makeRoomForDirectory(full)
+      else if (!stats.isDirectory()) throw systemError("ENOTDIR", "not a directory", full)
+    }
+  }
+
+  const openForAppend = (relative: string): number => {
+    const full = rootPrefix + relative
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return fs.openSync(full, APPEND_FLAGS, 0o666)
+      } catch (error) {
+        const code = codeOf(error)
+        if (code === "EISDIR") return fs.openSync(`${full}/${FileName.LEAF}`, APPEND_FLAGS, 0o666)
+        if ((code === "ENOENT" || code === "ENOTDIR") && attempt === 0) makeParents(relative)
+        else throw error
+      }
+    }
+  }
+
+  /** Whether some proper prefix of `relative` is a key's file (so `relative` cannot exist). */
+  const underKeyFile = (relative: string): boolean => {
+    for (let at = relative.indexOf("/"); at >= 0; at = relative.indexOf("/", at + 1)) {
+      try {
+        const stats = fs.statSync(rootPrefix + relative.slice(0, at))
+        if (stats.isFile()) return true
+        if (!stats.isDirectory()) return false
+      } catch {
+        return false
+      }
+    }
+    return false
+  }
+
+  /**
+   * Opens a key's file for reading, following a directory to its LEAF:
+   * the descriptor and the file's size, or `undefined` when the key has no file.
+   */
+  const openKey = (relative: string): { readonly fd: number; readonly size: number } | undefined => {
+    const full = rootPrefix + relative
+    let fd: number | undefined
+    try {
+      fd = openToRead(full)
+    } catch (error) {
+      if (codeOf(error) === "ENOTDIR" && underKeyFile(relative)) return undefined
+      throw error
+    }
+    if (fd === undefined) return undefined
+    let stats = fs.fstatSync(fd)
+    if (stats.isDirectory()) {
+      // Longer keys live under this one: its own bytes, if any, are in LEAF.
+      fs.closeSync(fd)
+      fd = openToRead(`${full}/${FileName.LEAF}`)
+      if (fd === undefined) return undefined
+      stats = fs.fstatSync(fd)
+      if (stats.isDirectory()) {
+        fs.closeSync(fd)
+        throw systemError("EISDIR", "illegal operation on a directory, read", `${full}/${FileName.LEAF}`)
+      }
+    }
+    return { fd, size: stats.size }
+  }
+
+  const read = (relative: string): Uint8Array => {
+    const opened = openKey(relative)
+    if (opened === undefined) return new Uint8Array(0)
+    try {
+      return readAll(opened.fd, opened.size)
+    } finally {
+      fs.closeSync(opened.fd)
+    }
+  }
+
+  /** The path of a key's regular file, or `undefined` when it has none. */
+  const fileOf = (relative: string): string | undefined => {
+    const full = rootPrefix + relative
+    for (const candidate of [full, `${full}/${FileName.LEAF}`]) {
+      const stats = fs.statSync(candidate, { throwIfNoEntry: false })
+      if (stats === undefined) return undefined
+      if (stats.isFile()) return candidate
+      if (!stats.isDirectory()) return undefined
+    }
+    return undefined
+  }
+
+  const sizeOf = (relative: string): number | undefined => {
+    try {
+      const file = fileOf(relative)
+      return file === undefined ? undefined : fs.statSync(file).size
+    } catch (error) {
+      if (codeOf(error) === "ENOTDIR") return undefined
+      throw error
+    }
+  }
+
+  const truncate = (relative: string, length: number): void => {
+    const file = fileOf(relative)
+    if (file !== undefined) fs.truncateSync(file, length)
+  }
+
+  const remove = (relative: string): void => {
+    const full = rootPrefix + relative
+    try {
+      fs.unlinkSync(full)
+      return
+    } catch (error) {
+      const code = codeOf(error)
+      if (code === "ENOENT") return
+      if (code === "ENOTDIR" && underKeyFile(relative)) return
+      // Linux says EISDIR for a directory, POSIX allows EPERM.
+      if (code !== "EISDIR" && code !== "EPERM") throw error
+      if (code === "EPERM" && !fs.statSync(full).isDirectory()) throw error
+    }
+    try {
+      fs.unlinkSync(`${full}/${FileName.LEAF}`)
+    } catch (error) {
+      if (codeOf(error) !== "ENOENT") throw error
+    }
+  }
+
+  const removeAll = (): void => {
+    for (const name of fs.readdirSync(root)) {
+      if (name !== FileName.LOCK && name !== FileName.STATE) {
+        fs.rmSync(rootPrefix + name, { recursive: true, force: true, maxRetries: 3 })
+      }
+    }
+  }
+
+  return { root, nameOf, openForAppend, read, sizeOf, truncate, remove, removeAll }
+}
