@@ -1,0 +1,238 @@
+/**
+ * File under real faults: a full disk (a small tmpfs mounted for the test:
+ * the tests run as root), a writer killed with SIGKILL in the middle of an
+ * append, and a process whose open-file limit is low.
+ */
+import { type ChildProcess, spawn, spawnSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as nodePath from "node:path"
+import { fileURLToPath } from "node:url"
+import { describe, expect, it } from "@effect/vitest"
+import { File, FileName } from "@partd/backend-file"
+import * as Handles from "@partd/backend-file/Handles"
+import { Store } from "@partd/core"
+import { requirePython, runPython } from "@partd/test/Python"
+import { Cause, Context, Effect, Exit, Layer, Scope } from "effect"
+
+const bigAppender = fileURLToPath(new URL("./fixtures/big-appender.ts", import.meta.url))
+const manyKeys = fileURLToPath(new URL("./fixtures/many-keys.ts", import.meta.url))
+
+const bytes = (s: string): Uint8Array => new TextEncoder().encode(s)
+const text = (u: Uint8Array): string => new TextDecoder().decode(u)
+
+/** A fresh directory for one test, removed when the test's scope closes. */
+const tempBase = Effect.acquireRelease(
+  Effect.sync(() => fs.mkdtempSync(nodePath.join(os.tmpdir(), "partd-file-faults-"))),
+  (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+)
+
+/** A tmpfs of `size` (e.g. "1m") mounted for the test's scope; returns its mount point. */
+const tmpfs = (size: string) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const dir = fs.mkdtempSync(nodePath.join(os.tmpdir(), "partd-tmpfs-"))
+      const mounted = spawnSync("mount", ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir], { encoding: "utf8" })
+      if (mounted.status !== 0) throw new Error(`mount tmpfs failed (the tests need root): ${mounted.stderr}`)
+      return dir
+    }),
+    (dir) =>
+      Effect.sync(() => {
+        spawnSync("umount", ["-l", dir])
+        fs.rmSync(dir, { recursive: true, force: true })
+      })
+  )
+
+/** Builds a File store in the test's scope. */
+const open = (options: File.Options) =>
+  Effect.map(Layer.build(File.layer(options)), (context) => Context.get(context, Store.Store))
+
+/** The StoreError a failed exit carries. */
+const storeError = <A>(exit: Exit.Exit<A, Store.StoreError>): Store.StoreError => {
+  if (Exit.isSuccess(exit)) throw new Error("expected a failure, got a success")
+  const error = Cause.findErrorOption(exit.cause)
+  if (error._tag === "None") throw new Error(`expected a StoreError, got ${Cause.pretty(exit.cause)}`)
+  return error.value
+}
+
+/** Fills what is left of the filesystem at `dir` with a file outside the store; checks it is full. */
+const fillUp = (dir: string): void => {
+  const fd = fs.openSync(nodePath.join(dir, "filler"), "a")
+  const block = Buffer.alloc(4096, 1)
+  try {
+    for (;;) fs.writeSync(fd, block)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOSPC") throw error
+  }
+  try {
+    for (;;) fs.writeSync(fd, block, 0, 1)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOSPC") throw error
+  }
+  fs.closeSync(fd)
+  expect(() => fs.writeFileSync(nodePath.join(dir, "probe"), "x")).toThrow(/ENOSPC/)
+}
+
+describe("File on a full disk", () => {
+  it.effect("a call that fails with ENOSPC leaves every key at its length before the call", () =>
+    Effect.gen(function* () {
+      const mount = yield* tmpfs("1m")
+      const dir = nodePath.join(mount, "store")
+      const store = yield* open({ path: dir })
+      yield* store.append({ a: bytes("a0;"), b: bytes("b0;") })
+      // a fits, b does not: today's store kept a's chunk and part of b's.
+      const error = storeError(
+        yield* Effect.exit(store.append({ a: new Uint8Array(300 * 1024).fill(1), b: new Uint8Array(900 * 1024) }))
+      )
+      expect(error.reason).toBe("Io")
+      expect(error.key).toBe("b")
+      expect((error.cause as NodeJS.ErrnoException).code).toBe("ENOSPC")
+      expect(fs.statSync(nodePath.join(dir, "a")).size).toBe(3)
+      expect(fs.statSync(nodePath.join(dir, "b")).size).toBe(3)
+      // The same through a key set's fast path (every handle open).
+      const keys = yield* Store.keySet(["a", "b"])
+      yield* store.append(Store.columns(keys, [bytes("a1;"), bytes("b1;")]))
+      const failed = yield* Effect.exit(
+        store.append(Store.columns(keys, [new Uint8Array(300 * 1024), new Uint8Array(900 * 1024)]))
+      )
+      expect(storeError(failed).reason).toBe("Io")
+      // Later appends land right after what was there: nothing torn hides them.
+      yield* store.append(Store.columns(keys, [bytes("a2"), bytes("b2")]))
+      expect((yield* store.get(["a", "b"])).map(text)).toEqual(["a0;a1;a2", "b0;b1;b2"])
+      // And Python partd reads the same.
+      const python = requirePython()
+      const out = runPython(
+        python,
+        "import sys, partd; print(b','.join(partd.File(sys.argv[1]).get(['a', 'b'])).decode())",
+        [dir]
+      )
+      expect(out.trim()).toBe("a0;a1;a2,b0;b1;b2")
+    })
+  )
+
+  it.effect("delete and drop free a full disk; get works on it; an append on it changes nothing", () =>
+    Effect.gen(function* () {
+      const mount = yield* tmpfs("1m")
+      const dir = nodePath.join(mount, "store")
+      const store = yield* open({ path: dir })
+      const chunk = new Uint8Array(100 * 1024).fill(7)
+      for (let i = 0; i < 4; i++) yield* store.append({ [`k${i}`]: chunk })
+      fillUp(mount)
+      const error = storeError(yield* Effect.exit(store.append({ k0: bytes("more"), k9: bytes("new") })))
+      expect((error.cause as NodeJS.ErrnoException).code).toBe("ENOSPC")
+      expect((yield* store.get(["k0", "k9"])).map((v) => v.byteLength)).toEqual([chunk.byteLength, 0])
+      const free = () => fs.statfsSync(mount).bavail
+      const before = free()
+      yield* store.delete(["k0"])
+      expect(free()).toBeGreaterThan(before)
+      expect((yield* store.get(["k0", "k1"])).map((v) => v.byteLength)).toEqual([0, chunk.byteLength])
+      fs.rmSync(nodePath.join(mount, "filler"))
+      fillUp(mount)
+      yield* store.drop
+      expect((yield* store.get(["k1", "k2", "k3"])).map((v) => v.byteLength)).toEqual([0, 0, 0])
+      expect(fs.readdirSync(dir).sort()).toEqual([FileName.LOCK, FileName.STATE].sort())
+    })
+  )
+})
+
+/** Runs the big appender on `dir` until it has appended a while, then SIGKILLs it. */
+const killMidAppend = (dir: string, size: number, afterMs: number): Promise<void> =>
+  new Promise((resolve, reject) => {
+    const child: ChildProcess = spawn(
+      process.execPath,
+      ["--conditions=@partd/source", bigAppender, dir, String(size)],
+      {
+        stdio: ["ignore", "pipe", "pipe"]
+      }
+    )
+    let stderr = ""
+    child.stderr!.on("data", (d) => {
+      stderr += d
+    })
+    child.stdout!.on("data", (d: Buffer) => {
+      if (d.toString().includes("appending")) setTimeout(() => child.kill("SIGKILL"), afterMs)
+    })
+    child.on("exit", (code, signal) => {
+      if (signal === "SIGKILL") resolve()
+      else reject(new Error(`the appender exited with ${code} before it was killed: ${stderr}`))
+    })
+  })
+
+/** Checks that `value` is records 0, 1, 2, … each whole; returns how many. */
+const wholeRecords = (value: Uint8Array, size: number): number => {
+  expect(value.byteLength % size).toBe(0)
+  const view = new DataView(value.buffer, value.byteOffset, value.byteLength)
+  const count = value.byteLength / size
+  for (let n = 0; n < count; n++) {
+    const offset = n * size
+    expect(view.getUint32(offset)).toBe(n)
+    for (let i = 4; i < size; i += 997) if (value[offset + i] !== (n & 0xff)) throw new Error(`record ${n} is torn`)
+    expect(value[offset + size - 1]).toBe(n & 0xff)
+  }
+  return count
+}
+
+describe("File after a writer is killed mid-append", () => {
+  it.live(
+    "kill -9 leaves nothing a later reader or writer sees: every key whole, every call on all keys or none",
+    () =>
+      Effect.gen(function* () {
+        const dir = nodePath.join(yield* tempBase, "store")
+        const size = 4 * 1024 * 1024 + 13
+        let calls = 0
+        for (const afterMs of [30, 70, 150]) {
+          yield* Effect.promise(() => killMidAppend(dir, size, afterMs))
+          const scope = yield* Scope.make()
+          const store = Context.get(yield* Layer.buildWithScope(File.layer({ path: dir }), scope), Store.Store)
+          const [a, b] = yield* store.get(["a", "b"])
+          const count = wholeRecords(a!, size)
+          expect(wholeRecords(b!, size)).toBe(count)
+          expect(count).toBeGreaterThan(0)
+          calls += count
+          // An append after the crash lands right after the last whole record.
+          yield* store.append({ a: bytes("end") })
+          const [after] = yield* store.get(["a"])
+          expect(after!.byteLength).toBe(count * size + 3)
+          yield* store.drop
+          yield* Scope.close(scope, Exit.void)
+        }
+        expect(calls).toBeGreaterThan(0)
+      }),
+    120_000
+  )
+})
+
+describe("File under a low open-file limit", () => {
+  it.live(
+    "the default maxOpenFiles fits `ulimit -n 256`: 1000 keys append and read back",
+    () =>
+      Effect.gen(function* () {
+        const dir = nodePath.join(yield* tempBase, "store")
+        const result = spawnSync(
+          "bash",
+          [
+            "-c",
+            'ulimit -n 256 && exec "$@"',
+            "bash",
+            process.execPath,
+            "--conditions=@partd/source",
+            manyKeys,
+            dir,
+            "1000"
+          ],
+          { encoding: "utf8", timeout: 60_000 }
+        )
+        expect(result.stderr).toBe("")
+        expect(result.status).toBe(0)
+      }),
+    90_000
+  )
+
+  it("the soft limit is read from /proc/self/limits", () => {
+    const limits = (soft: string) =>
+      `Limit                     Soft Limit           Hard Limit           Units\nMax open files            ${soft}                  4096                 files\n`
+    expect(Handles.softFileLimit(limits("256"))).toBe(256)
+    expect(Handles.softFileLimit(limits("unlimited"))).toBeUndefined()
+    expect(Handles.softFileLimit("")).toBeUndefined()
+  })
+})
