@@ -18,28 +18,37 @@
  *   listing of all keys, never a whole-database flush: other data in the same
  *   database is left alone.
  *
+ * The parts, each in its own module: `Connection` (waiting for the client,
+ * bounding every call, telling calls never sent from calls that may have
+ * applied), `Append` (the append script and pipelines), `Routing` (a
+ * cluster's calls, split by master). This module validates the options and
+ * puts them together.
+ *
  * Faults are typed: a server that cannot be reached when the Layer is built
- * fails it with reason `Unavailable` after `readyTimeout`; a call in flight
- * when the connection drops fails with reason `Io` (it may or may not have been
- * applied), and later calls wait for ioredis to reconnect.
+ * fails it with reason `Unavailable` after `readyTimeout`. A call made while
+ * the connection is down waits for it, up to `requestTimeout`, and fails
+ * with `Unavailable` (it was not sent, and never will be, also when its
+ * caller stops waiting first). A call that was sent and got no reply within
+ * `requestTimeout`, or whose connection dropped under it, fails with `Io`: it
+ * may or may not have been applied.
  *
  * Authentication (`password`, ACL `username`) and TLS (`tls`, or a `rediss://`
  * URL) are ioredis options and pass through unchanged.
  *
  * @since 0.1.0
  */
-import { BufferPool, Store } from "@partd/core"
+import { Store } from "@partd/core"
 import { Config, Duration, Effect, Layer, Redacted, type Scope } from "effect"
 import {
   Cluster,
   type ClusterNode,
-  Command,
   Redis as IORedis,
   type ClusterOptions as IORedisClusterOptions,
   type RedisOptions
 } from "ioredis"
-import * as Resp from "./Resp.ts"
-import * as Slot from "./Slot.ts"
+import * as Append from "./Append.ts"
+import * as Connection from "./Connection.ts"
+import * as Routing from "./Routing.ts"
 
 /**
  * An ioredis client: one server (`Redis`) or a cluster (`Cluster`).
@@ -47,7 +56,7 @@ import * as Slot from "./Slot.ts"
  * @since 0.1.0
  * @category models
  */
-export type Client = IORedis | Cluster
+export type Client = Connection.Client
 
 /**
  * What every constructor accepts besides the connection.
@@ -69,6 +78,13 @@ export interface StoreOptions {
    */
   readonly readyTimeout?: Duration.Input | undefined
   /**
+   * How long a call may take (default 10 seconds): waiting for the
+   * connection while the server is down (then it fails with `Unavailable`
+   * and was not sent), and waiting for the reply (then it fails with `Io`
+   * and may or may not have been applied).
+   */
+  readonly requestTimeout?: Duration.Input | undefined
+  /**
    * Send single-server appends as one Lua script per call (default), or as a
    * pipeline of `APPEND`s (`false`: for servers or ACL users without
    * `EVAL`; slower on the client). A cluster always uses pipelines.
@@ -83,7 +99,10 @@ export interface StoreOptions {
  * @category models
  */
 export interface Options
-  extends Omit<RedisOptions, "keyPrefix" | "replyMapping" | "lazyConnect" | "autoResendUnfulfilledCommands">,
+  extends Omit<
+      RedisOptions,
+      "keyPrefix" | "replyMapping" | "lazyConnect" | "autoResendUnfulfilledCommands" | "enableOfflineQueue"
+    >,
     StoreOptions {}
 
 /**
@@ -92,63 +111,14 @@ export interface Options
  * @since 0.1.0
  * @category models
  */
-export interface ClusterOptions extends Omit<IORedisClusterOptions, "keyPrefix" | "lazyConnect">, StoreOptions {
+export interface ClusterOptions
+  extends Omit<IORedisClusterOptions, "keyPrefix" | "lazyConnect" | "enableOfflineQueue">,
+    StoreOptions {
   readonly nodes: ReadonlyArray<ClusterNode>
 }
 
 const DEFAULT_READY_TIMEOUT = Duration.seconds(10)
-
-/**
- * The most keys and bytes one append script carries. A call with more is sent
- * as several scripts back to back: a script blocks the server while it runs,
- * so this bounds how long one call can stall other clients, and it lets the
- * server work on one script while the next is being encoded.
- */
-const SCRIPT_MAX_KEYS = 1024
-const SCRIPT_MAX_BYTES = 1 << 20
-/** Script buffers kept for reuse, and the smallest one allocated. */
-const MAX_SPARE_BUFFERS = 4
-const MIN_SCRIPT_BUFFER = 64 * 1024
-
-/**
- * `APPEND` of the i-th value argument to the i-th key argument, in order (the
- * keys are declared as the script's keys, as Redis wants). Globals are read
- * once into locals: the loop runs once per key on the server.
- */
-const APPEND_SCRIPT = Buffer.from(
-  "local call, keys, values = redis.call, KEYS, ARGV " +
-    "for i = 1, #keys do call('APPEND', keys[i], values[i]) end " +
-    "return #keys"
-)
-
-/**
- * An ioredis command whose RESP bytes are encoded already (see `Resp`): it
- * goes through ioredis's queue, offline queue and reply routing like any
- * other command, but skips ioredis's per-argument encoding.
- */
-class EncodedCommand extends Command {
-  readonly encoded: Buffer
-  constructor(name: string, encoded: Buffer) {
-    super(name, [])
-    this.encoded = encoded
-  }
-  override toWritable(): Buffer {
-    return this.encoded
-  }
-}
-
-/** How many keys one `SCAN` step asks for during `drop`. */
-const SCAN_COUNT = 1000
-
-// ioredis stringifies a bare Uint8Array ("1,2,3"): hand it a Buffer view of
-// the same memory instead (no copy).
-const toBuffer = (u: Uint8Array): Buffer => (Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength))
-
-// What ioredis returns for a bulk string is a view into the socket chunk that
-// carried it, which nothing else holds or reuses: a plain Uint8Array view of
-// it belongs to the caller without a copy.
-const toValue = (b: Buffer | null | undefined): Uint8Array =>
-  b == null || b.byteLength === 0 ? new Uint8Array(0) : new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
+const DEFAULT_REQUEST_TIMEOUT = Duration.seconds(10)
 
 const globEscape = (s: string): string => s.replace(/[*?[\]\\]/g, "\\$&")
 
@@ -166,94 +136,72 @@ export const prefixProblem = (prefix: string): string | undefined => {
 
 const randomPrefix = (): string => `partd-${crypto.randomUUID()}`
 
-const errorMessage = (error: unknown): string => (error instanceof Error ? error.message : String(error))
+/** The method that errors of building a store name. */
+const MAKE = "Redis.make"
 
-/**
- * Maps what ioredis rejects with to a StoreError. A connection that is gone
- * or could not be made is `Unavailable` (the command was never sent); a reply
- * error from the server (`WRONGTYPE`, `OOM`, `NOPERM`, …) is `Io`.
- */
-const toStoreError = (method: string, error: unknown): Store.StoreError => {
-  if (error instanceof Store.StoreError) return error
-  const message = errorMessage(error)
-  const name = error instanceof Error ? error.name : ""
-  const unavailable =
-    name === "MaxRetriesPerRequestError" ||
-    message === "Connection is closed." ||
-    message.includes("enableOfflineQueue") ||
-    message.includes("ClusterAllFailedError") ||
-    name === "ClusterAllFailedError"
-  return new Store.StoreError({
-    reason: unavailable ? "Unavailable" : "Io",
-    method,
-    description: `redis: ${message}`,
-    cause: error
-  })
+/** Why a store cannot be made over `client` with `prefix`, or `undefined`. */
+const makeProblem = (client: Client, prefix: string): string | undefined =>
+  prefixProblem(prefix) ??
+  // ioredis's own `keyPrefix` is not applied to SCAN patterns, so `drop` would miss every key.
+  (client.options.keyPrefix ? "the ioredis client has a keyPrefix: pass the store's prefix option instead" : undefined)
+
+/** Warns about client options under which a failed call may be applied later, or twice. */
+const warnUnsafeClient = (client: Client): Effect.Effect<void> => {
+  const resends =
+    (client instanceof Cluster ? client.options.redisOptions : client.options)?.autoResendUnfulfilledCommands !== false
+  const queues = client.options.enableOfflineQueue !== false
+  if (!resends && !queues) return Effect.void
+  return Effect.logWarning(
+    "partd Redis store: the ioredis client " +
+      (resends ? "resends unfulfilled commands after a reconnect" : "queues commands while disconnected") +
+      ", so an append that failed may be applied later or twice; " +
+      "create it with autoResendUnfulfilledCommands: false and enableOfflineQueue: false"
+  )
 }
 
-/** A pipeline's `[error, result]` pairs: the first error, thrown. */
-const results = <A>(pairs: Array<[Error | null, unknown]> | null): Array<A> => {
-  if (pairs === null) throw new Error("the pipeline was aborted")
-  const out = new Array<A>(pairs.length)
-  for (let i = 0; i < pairs.length; i++) {
-    const [error, result] = pairs[i]!
-    if (error !== null) throw error
-    out[i] = result as A
+const keysOf = (keyPrefix: string, paths: ReadonlyArray<string>): Array<string> => {
+  const keys = new Array<string>(paths.length)
+  for (let i = 0; i < paths.length; i++) keys[i] = keyPrefix + paths[i]!
+  return keys
+}
+
+/** The store's calls over a ready client, each run through the tracker. */
+const backendOf = (
+  client: Client,
+  tracker: Connection.Tracker,
+  keyPrefix: string,
+  useScripts: boolean
+): Store.Backend => {
+  const cluster = client instanceof Cluster ? client : undefined
+  const server = client as IORedis
+  const match = `${globEscape(keyPrefix)}*`
+  const scripts = Append.scripts(keyPrefix)
+  return {
+    append: (paths, values) =>
+      tracker.run("append", (call) => {
+        if (cluster !== undefined) return Routing.append(cluster, keysOf(keyPrefix, paths), values, call)
+        if (useScripts) return scripts(server, paths, values)
+        return Append.pipeline(server, keysOf(keyPrefix, paths), values)
+      }),
+    get: (paths) =>
+      tracker.run("get", async (call) => {
+        const keys = keysOf(keyPrefix, paths)
+        if (cluster !== undefined) return Routing.get(cluster, keys, call)
+        return (await server.mgetBuffer(keys)).map(Routing.toValue)
+      }),
+    iset: (path, value) =>
+      tracker.run("iset", () => client.set(keyPrefix + path, Append.toBuffer(value)).then(() => undefined)),
+    delete: (paths) =>
+      tracker.run("delete", async (call) => {
+        const keys = keysOf(keyPrefix, paths)
+        if (cluster !== undefined) return Routing.unlink(cluster, keys, call)
+        await server.unlink(...keys)
+      }),
+    drop: tracker.run("drop", (call) =>
+      cluster !== undefined ? Routing.drop(cluster, match, call) : Routing.dropOn(server, match, false)
+    )
   }
-  return out
 }
-
-interface InFlight {
-  /** Whether its commands may have been written to a connection. */
-  sent: boolean
-  readonly fail: () => void
-}
-
-/**
- * Waits for a client to be ready, connecting it if it was made with
- * `lazyConnect`, and fails with `Unavailable` after `timeout`.
- */
-const awaitReady = (client: Client, timeout: Duration.Duration): Effect.Effect<void, Store.StoreError> =>
-  Effect.callback<void, Store.StoreError>((resume) => {
-    if (client.status === "ready") return resume(Effect.void)
-    let lastError: unknown
-    const unavailable = (why: string) =>
-      Effect.fail(
-        new Store.StoreError({
-          reason: "Unavailable",
-          method: "connect",
-          description: `redis: ${why}${lastError === undefined ? "" : ` (last error: ${errorMessage(lastError)})`}`,
-          cause: lastError
-        })
-      )
-    const onReady = () => {
-      cleanup()
-      resume(Effect.void)
-    }
-    const onError = (error: unknown) => {
-      lastError = error
-    }
-    const onEnd = () => {
-      cleanup()
-      resume(unavailable("the connection ended before it was ready"))
-    }
-    const timer = setTimeout(() => {
-      cleanup()
-      resume(unavailable(`not ready within ${Duration.format(timeout)}`))
-    }, Duration.toMillis(timeout))
-    const cleanup = () => {
-      clearTimeout(timer)
-      client.off("ready", onReady)
-      client.off("error", onError)
-      client.off("end", onEnd)
-    }
-    client.on("ready", onReady)
-    client.on("error", onError)
-    client.on("end", onEnd)
-    if (client.status === "wait") client.connect().catch(() => {})
-    else if (client.status === "end") onEnd()
-    return Effect.sync(cleanup)
-  })
 
 /**
  * Makes a store over a connected (or connecting) ioredis client, in the
@@ -291,297 +239,16 @@ export const make = (
   Effect.gen(function* () {
     const randomized = options.prefix === undefined
     const prefix = options.prefix ?? randomPrefix()
-    const problem = prefixProblem(prefix)
+    const problem = makeProblem(client, prefix)
     if (problem !== undefined) {
-      return yield* Effect.fail(new Store.StoreError({ reason: "BadKey", method: "make", description: problem }))
+      return yield* Effect.fail(new Store.StoreError({ reason: "BadKey", method: MAKE, description: problem }))
     }
-    // ioredis's own `keyPrefix` is not applied to SCAN patterns, so `drop` would miss every key.
-    if (client.options.keyPrefix) {
-      return yield* Effect.fail(
-        new Store.StoreError({
-          reason: "BadKey",
-          method: "make",
-          description: "the ioredis client has a keyPrefix: pass the store's prefix option instead"
-        })
-      )
-    }
-    const readyTimeout =
-      options.readyTimeout === undefined ? DEFAULT_READY_TIMEOUT : Duration.fromInputUnsafe(options.readyTimeout)
-    const useScripts = options.useScripts ?? true
-    const cluster = client instanceof Cluster ? client : undefined
-    const keyPrefix = `${prefix}/`
-    const match = `${globEscape(keyPrefix)}*`
-
-    // ioredis never settles a command that was in flight when its connection
-    // closed (unless it resends it after reconnecting, which would apply an
-    // append twice: `layer` turns that off). So the store tracks its calls and
-    // fails those whose commands may have been sent when a connection closes.
-    const inFlight = new Set<InFlight>()
-    const onClose = () => {
-      for (const call of inFlight) {
-        if (call.sent) {
-          inFlight.delete(call)
-          call.fail()
-        }
-      }
-    }
-    // Calls made while disconnected wait in ioredis's offline queue, which is
-    // written out as soon as the connection is ready again.
-    const onReady = () => {
-      for (const call of inFlight) call.sent = true
-    }
-    const onError = () => {
-      // ioredis logs unhandled "error" events; failures reach callers as StoreErrors.
-    }
-    const watched = new Set<IORedis>()
-    const watch = (connection: IORedis) => {
-      if (watched.has(connection)) return
-      watched.add(connection)
-      connection.on("close", onClose)
-      connection.on("error", onError)
-    }
-    client.on("ready", onReady)
-    if (cluster === undefined) {
-      watch(client as IORedis)
-    } else {
-      cluster.on("error", onError)
-      cluster.on("+node", watch)
-    }
-    yield* Effect.addFinalizer(() =>
-      Effect.sync(() => {
-        client.off("ready", onReady)
-        if (cluster !== undefined) {
-          cluster.off("error", onError)
-          cluster.off("+node", watch)
-        }
-        for (const connection of watched) {
-          connection.off("close", onClose)
-          connection.off("error", onError)
-        }
-      })
-    )
-    const resends =
-      cluster === undefined
-        ? (client as IORedis).options.autoResendUnfulfilledCommands !== false
-        : cluster.options.redisOptions?.autoResendUnfulfilledCommands !== false
-    if (resends) {
-      yield* Effect.logWarning(
-        "partd Redis store: the ioredis client resends unfulfilled commands after a reconnect, " +
-          "so an append that failed with a lost connection may be applied twice; " +
-          "create it with autoResendUnfulfilledCommands: false"
-      )
-    }
-
-    yield* awaitReady(client, readyTimeout)
-    if (cluster !== undefined) for (const node of cluster.nodes()) watch(node)
-
-    /** Runs one store call's commands, failing it with `Io` if a connection closes under it. */
-    const run = <A>(method: string, commands: () => Promise<A>): Effect.Effect<A, Store.StoreError> =>
-      Effect.callback<A, Store.StoreError>((resume) => {
-        let done = false
-        const call: InFlight = {
-          sent: client.status === "ready",
-          fail: () => {
-            if (done) return
-            done = true
-            resume(
-              Effect.fail(
-                new Store.StoreError({
-                  reason: "Io",
-                  method,
-                  description:
-                    "redis: the connection closed while the call was in flight; it may or may not have been applied"
-                })
-              )
-            )
-          }
-        }
-        inFlight.add(call)
-        const settle = (effect: Effect.Effect<A, Store.StoreError>) => {
-          if (done) return
-          done = true
-          inFlight.delete(call)
-          resume(effect)
-        }
-        let promise: Promise<A>
-        try {
-          promise = commands()
-        } catch (error) {
-          return settle(Effect.fail(toStoreError(method, error)))
-        }
-        promise.then(
-          (a) => settle(Effect.succeed(a)),
-          (error) => settle(Effect.fail(toStoreError(method, error)))
-        )
-        return Effect.sync(() => {
-          done = true
-          inFlight.delete(call)
-        })
-      })
-
-    const keysOf = (paths: ReadonlyArray<string>): Array<string> => {
-      const keys = new Array<string>(paths.length)
-      for (let i = 0; i < paths.length; i++) keys[i] = keyPrefix + paths[i]!
-      return keys
-    }
-
-    /** Indices of `keys` grouped by the cluster master that serves their slot, in order. */
-    const byNode = (c: Cluster, keys: ReadonlyArray<string>): Array<Array<number>> => {
-      const groups = new Map<string, Array<number>>()
-      const slots = c.slots
-      for (let i = 0; i < keys.length; i++) {
-        const slot = Slot.of(keys[i]!)
-        const node = slots[slot]?.[0] ?? `slot ${slot}`
-        const group = groups.get(node)
-        if (group === undefined) groups.set(node, [i])
-        else group.push(i)
-      }
-      return Array.from(groups.values())
-    }
-
-    const prefixBytes = Buffer.from(keyPrefix)
-    // A key set (`Store.columns`) hands the backend the same frozen paths
-    // array on every call: its encoded keys are kept for the next call.
-    // Other inputs bring a fresh array each time and are encoded each time.
-    const keyBlocks = new WeakMap<ReadonlyArray<string>, Map<string, Buffer>>()
-    const keysFor = (paths: ReadonlyArray<string>, start: number, end: number): Buffer => {
-      if (!Object.isFrozen(paths)) return Resp.keyBlock(prefixBytes, paths, start, end)
-      let blocks = keyBlocks.get(paths)
-      if (blocks === undefined) {
-        blocks = new Map()
-        keyBlocks.set(paths, blocks)
-      }
-      const range = `${start}:${end}`
-      let block = blocks.get(range)
-      if (block === undefined) {
-        // Chunk boundaries follow value sizes; bound the ranges kept per key set.
-        if (blocks.size >= 64) blocks.clear()
-        block = Resp.keyBlock(prefixBytes, paths, start, end)
-        blocks.set(range, block)
-      }
-      return block
-    }
-    // Encoded scripts are written into reused buffers: a fresh buffer of a few
-    // hundred KiB per call makes the garbage collector run far more often
-    // (measured on W1: a quarter of the append time). A buffer is reused only
-    // after its command succeeded: Redis answers only once it has read the
-    // whole command, so the socket is done with it. After a failure (a
-    // timeout may fire while the bytes still wait in the socket) it is left
-    // to the garbage collector.
-    const scriptBuffers = BufferPool.make({
-      spares: MAX_SPARE_BUFFERS,
-      minBytes: MIN_SCRIPT_BUFFER,
-      maxBytes: Number.POSITIVE_INFINITY
-    })
-    const appendScripts = (c: IORedis, paths: ReadonlyArray<string>, values: ReadonlyArray<Uint8Array>) => {
-      const sent: Array<Promise<unknown>> = []
-      const n = paths.length
-      let start = 0
-      while (start < n) {
-        let end = start
-        let bytes = 0
-        while (end < n && end - start < SCRIPT_MAX_KEYS && (end === start || bytes < SCRIPT_MAX_BYTES)) {
-          bytes += values[end]!.byteLength
-          end++
-        }
-        const encoded = Resp.evalWithKeys(
-          APPEND_SCRIPT,
-          keysFor(paths, start, end),
-          values,
-          start,
-          end,
-          scriptBuffers.take
-        )
-        const reply = c.sendCommand(new EncodedCommand("eval", encoded)) as Promise<unknown>
-        sent.push(reply.then(() => scriptBuffers.give(encoded)))
-        start = end
-      }
-      return Promise.all(sent)
-    }
-
-    const appendPipeline = (
-      c: Client,
-      keys: ReadonlyArray<string>,
-      values: ReadonlyArray<Uint8Array>,
-      indices?: ReadonlyArray<number>
-    ) => {
-      const pipeline = c.pipeline()
-      if (indices === undefined) for (let i = 0; i < keys.length; i++) pipeline.append(keys[i]!, toBuffer(values[i]!))
-      else for (const i of indices) pipeline.append(keys[i]!, toBuffer(values[i]!))
-      return pipeline.exec().then(results)
-    }
-
-    /** Every key of the store on one server (a cluster node, or the only server): SCAN + UNLINK. */
-    const dropOn = async (node: IORedis, perKey: boolean): Promise<void> => {
-      let cursor = "0"
-      do {
-        const [next, found] = await node.scanBuffer(cursor, "MATCH", match, "COUNT", SCAN_COUNT)
-        cursor = next.toString()
-        if (found.length === 0) continue
-        if (perKey) {
-          // A cluster node refuses multi-key commands across slots.
-          const pipeline = node.pipeline()
-          for (const key of found) pipeline.unlink(key)
-          results(await pipeline.exec())
-        } else {
-          await node.unlink(...found)
-        }
-      } while (cursor !== "0")
-    }
-
-    const backend: Store.Backend = {
-      append: (paths, values) =>
-        run("append", () => {
-          if (cluster === undefined && useScripts) return appendScripts(client as IORedis, paths, values)
-          const keys = keysOf(paths)
-          if (cluster === undefined) return appendPipeline(client, keys, values)
-          return Promise.all(byNode(cluster, keys).map((group) => appendPipeline(cluster, keys, values, group)))
-        }),
-
-      get: (paths) =>
-        run("get", async () => {
-          const keys = keysOf(paths)
-          if (cluster === undefined) {
-            const found = await (client as IORedis).mgetBuffer(keys)
-            return found.map(toValue)
-          }
-          // Every index belongs to exactly one node's group, so every slot is filled.
-          const out = new Array<Uint8Array>(keys.length)
-          await Promise.all(
-            byNode(cluster, keys).map(async (group) => {
-              const pipeline = cluster.pipeline()
-              for (const i of group) pipeline.getBuffer(keys[i]!)
-              const found = results<Buffer | null>(await pipeline.exec())
-              for (let j = 0; j < group.length; j++) out[group[j]!] = toValue(found[j])
-            })
-          )
-          return out
-        }),
-
-      iset: (path, value) => run("iset", () => client.set(keyPrefix + path, toBuffer(value)).then(() => undefined)),
-
-      delete: (paths) =>
-        run("delete", async () => {
-          const keys = keysOf(paths)
-          if (cluster === undefined) {
-            await (client as IORedis).unlink(...keys)
-            return
-          }
-          await Promise.all(
-            byNode(cluster, keys).map(async (group) => {
-              const pipeline = cluster.pipeline()
-              for (const i of group) pipeline.unlink(keys[i]!)
-              results(await pipeline.exec())
-            })
-          )
-        }),
-
-      drop: run("drop", async () => {
-        if (cluster === undefined) return dropOn(client as IORedis, false)
-        await Promise.all(cluster.nodes("master").map((node) => dropOn(node, true)))
-      })
-    }
-
+    const readyTimeout = Duration.fromInputUnsafe(options.readyTimeout ?? DEFAULT_READY_TIMEOUT)
+    const requestTimeout = Duration.fromInputUnsafe(options.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT)
+    yield* warnUnsafeClient(client)
+    yield* Connection.awaitReady(client, readyTimeout, MAKE)
+    const tracker = yield* Connection.track(client, requestTimeout)
+    const backend = backendOf(client, tracker, `${prefix}/`, options.useScripts ?? true)
     if (randomized) {
       // Nobody else can name a random prefix, so its keys would only leak.
       // Bounded: a server that is gone must not hold the scope open.
@@ -605,19 +272,24 @@ const close = (client: Client): Effect.Effect<void> =>
     : Effect.sync(() => client.disconnect())
 
 // Options that `layer` and `layerCluster` always set: connect inside the
-// Layer's scope, and never replay in-flight commands after a reconnect (an
-// `APPEND` that may already have been applied must not be applied twice).
-const connectionDefaults = { lazyConnect: true, autoResendUnfulfilledCommands: false } as const
+// Layer's scope, never replay in-flight commands after a reconnect (an
+// `APPEND` that may already have been applied must not be applied twice),
+// and never queue commands while disconnected (a queued command is written
+// when the connection returns, even when its caller gave up long ago: the
+// store waits for the connection itself, see `Connection`).
+const connectionDefaults = {
+  lazyConnect: true,
+  autoResendUnfulfilledCommands: false,
+  enableOfflineQueue: false
+} as const
 
 // The store reads replies in ioredis's default ("legacy") shapes.
 type LegacyRedisOptions = RedisOptions & { readonly replyMapping?: "legacy" }
 type LegacyClusterOptions = IORedisClusterOptions & { readonly redisOptions?: LegacyRedisOptions }
 
-const splitOptions = <O extends StoreOptions>(
-  options: O
-): [StoreOptions, Omit<O, "prefix" | "readyTimeout" | "useScripts">] => {
-  const { prefix, readyTimeout, useScripts, ...rest } = options
-  return [{ prefix, readyTimeout, useScripts }, rest]
+const splitOptions = <O extends StoreOptions>(options: O): [StoreOptions, Omit<O, keyof StoreOptions>] => {
+  const { prefix, readyTimeout, requestTimeout, useScripts, ...rest } = options
+  return [{ prefix, readyTimeout, requestTimeout, useScripts }, rest]
 }
 
 /**
@@ -653,6 +325,7 @@ export const makeCluster = (options: ClusterOptions): Effect.Effect<Store.Shape,
           new Cluster(Array.from(nodes), {
             ...clusterOptions,
             lazyConnect: true,
+            enableOfflineQueue: false,
             redisOptions: { ...clusterOptions.redisOptions, autoResendUnfulfilledCommands: false }
           } as LegacyClusterOptions)
       ),
@@ -702,12 +375,12 @@ export const layerFromClient = (
 ): Layer.Layer<Store.Store, Store.StoreError> => Layer.effect(Store.Store, make(client, options))
 
 /**
- * What {@link layerConfig} reads.
+ * What {@link layerConfig} reads: the store's options, plus where the server is.
  *
  * @since 0.1.0
  * @category models
  */
-export interface ConfigOptions {
+export interface ConfigOptions extends StoreOptions {
   /**
    * `redis://[[user]:password@]host[:port][/db]`, or `rediss://…` for TLS.
    * With `cluster`, a comma-separated list of startup nodes' URLs (the
@@ -715,34 +388,57 @@ export interface ConfigOptions {
    */
   readonly url: Redacted.Redacted<string> | string
   readonly cluster?: boolean | undefined
-  readonly prefix?: string | undefined
-  readonly readyTimeout?: Duration.Duration | undefined
 }
 
-const clusterFromUrls = (urls: string, storeOptions: StoreOptions): ClusterOptions => {
-  const parsed = urls
-    .split(",")
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0)
-    .map((s) => new URL(s))
-  const first = parsed[0]
-  const redisOptions: RedisOptions = {}
-  if (first !== undefined) {
-    if (first.username !== "") redisOptions.username = decodeURIComponent(first.username)
-    if (first.password !== "") redisOptions.password = decodeURIComponent(first.password)
-    if (first.protocol === "rediss:") redisOptions.tls = {}
-  }
-  return {
-    ...storeOptions,
-    nodes: parsed.map((u) => ({ host: u.hostname, port: u.port === "" ? 6379 : Number(u.port) })),
-    redisOptions
-  }
-}
+/** A `redis://` or `rediss://` URL as ioredis options; a typed error (that does not echo the URL) otherwise. */
+const parseUrl = (url: string): Effect.Effect<RedisOptions, Store.StoreError> =>
+  Effect.try({
+    try: () => {
+      const parsed = new URL(url)
+      if (parsed.protocol !== "redis:" && parsed.protocol !== "rediss:") throw new Error("not redis: or rediss:")
+      const db = parsed.pathname.replace(/^\//, "")
+      if (db !== "" && !/^\d+$/.test(db)) throw new Error("the database is not a number")
+      const options: RedisOptions = {
+        host: parsed.hostname === "" ? "localhost" : parsed.hostname.replace(/^\[(.*)\]$/, "$1"),
+        port: parsed.port === "" ? 6379 : Number(parsed.port)
+      }
+      if (parsed.username !== "") options.username = decodeURIComponent(parsed.username)
+      if (parsed.password !== "") options.password = decodeURIComponent(parsed.password)
+      if (db !== "") options.db = Number(db)
+      if (parsed.protocol === "rediss:") options.tls = {}
+      return options
+    },
+    catch: (cause) =>
+      new Store.StoreError({
+        reason: "Unavailable",
+        method: MAKE,
+        description: `redis: the url is not a redis:// or rediss:// URL (${Store.describeCause(cause)})`
+      })
+  })
+
+const clusterOptionsOf = (urls: string, storeOptions: StoreOptions): Effect.Effect<ClusterOptions, Store.StoreError> =>
+  Effect.gen(function* () {
+    const parsed: Array<RedisOptions> = []
+    for (const one of urls.split(",").map((s) => s.trim())) if (one.length > 0) parsed.push(yield* parseUrl(one))
+    const [first] = parsed
+    if (first === undefined) {
+      return yield* Effect.fail(
+        new Store.StoreError({ reason: "Unavailable", method: MAKE, description: "redis: no cluster node URL" })
+      )
+    }
+    const { host: _host, port: _port, db: _db, ...redisOptions } = first
+    return {
+      ...storeOptions,
+      nodes: parsed.map((u) => ({ host: u.host!, port: u.port! })),
+      redisOptions
+    }
+  })
 
 /**
  * A store configured through effect's `Config`: pass a `Config` for each
  * field, e.g. `{ url: Config.Redacted("REDIS_URL"), prefix:
- * Config.String("PARTD_PREFIX") }`.
+ * Config.String("PARTD_PREFIX") }`. A URL that does not parse fails with
+ * reason `Unavailable`.
  *
  * @since 0.1.0
  * @category layers
@@ -753,16 +449,9 @@ export const layerConfig = (
   Layer.effect(
     Store.Store,
     Effect.gen(function* () {
-      const options = yield* Config.unwrap(config)
-      const url = Redacted.isRedacted(options.url) ? Redacted.value(options.url) : options.url
-      const storeOptions: StoreOptions = { prefix: options.prefix, readyTimeout: options.readyTimeout }
-      if (options.cluster === true) return yield* makeCluster(clusterFromUrls(url, storeOptions))
-      return yield* Effect.gen(function* () {
-        const client = yield* Effect.acquireRelease(
-          Effect.sync(() => new IORedis(url, connectionDefaults)),
-          close
-        )
-        return yield* make(client, storeOptions)
-      })
+      const { url, cluster, ...storeOptions } = yield* Config.unwrap(config)
+      const text = Redacted.isRedacted(url) ? Redacted.value(url) : url
+      if (cluster === true) return yield* makeCluster(yield* clusterOptionsOf(text, storeOptions))
+      return yield* makeServer({ ...(yield* parseUrl(text)), ...storeOptions })
     })
   )

@@ -131,19 +131,3 @@ export const evalWithKeys = (
   for (let i = start; i < end; i++) offset = bulk(buf, offset, values[i]!)
   return buf
 }
-
-/**
- * Encodes `EVAL <script> <count> <prefix+paths[i]…> <values[i]…>` for
- * `i` in `[start, end)`.
- *
- * @since 0.1.0
- * @category encoding
- */
-export const evalKeysValues = (
-  script: Buffer,
-  prefix: Buffer,
-  paths: ReadonlyArray<string>,
-  values: ReadonlyArray<Uint8Array>,
-  start: number,
-  end: number
-): Buffer => evalWithKeys(script, keyBlock(prefix, paths, start, end), values, start, end)

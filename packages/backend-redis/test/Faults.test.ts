@@ -127,6 +127,88 @@ describe("Redis faults", () => {
   )
 })
 
+/** The pid of a throwaway server, from its INFO. */
+const pidOf = (port: number) =>
+  Effect.promise(async () => Number(/process_id:(\d+)/.exec(await RedisServer.command(port, "INFO server"))?.[1]))
+
+/** Builds a store, runs `call` on it, and reports how long it took and how it ended (bounded: no hang). */
+const timed = <A>(call: Effect.Effect<A, Store.StoreError>) =>
+  Effect.gen(function* () {
+    const started = Date.now()
+    const exit = yield* Effect.exit(call.pipe(Effect.timeout("5 seconds")))
+    return { exit, elapsed: Date.now() - started }
+  })
+
+describe("Redis: bounded waits, no ghost writes", () => {
+  it.live(
+    "while the server is down a call fails with Unavailable within requestTimeout, and is never applied",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* RedisServer.start()
+        const store = yield* build(
+          Redis.layer({ port: server.port, prefix: "down", requestTimeout: "500 millis", retryStrategy: () => 50 })
+        )
+        yield* store.append({ k: bytes("before;") })
+        yield* server.kill
+        yield* Effect.sleep("100 millis")
+        const { exit, elapsed } = yield* timed(store.append({ k: bytes("ghost;") }))
+        expect(errorOf(exit)?.reason).toBe("Unavailable")
+        expect(errorOf(exit)?.description).toContain("not sent")
+        expect(elapsed).toBeGreaterThanOrEqual(400)
+        expect(elapsed).toBeLessThan(2000)
+        // The server comes back (empty): the failed call never reaches it.
+        yield* server.restart
+        yield* Effect.sleep("300 millis")
+        yield* store.append({ k: bytes("after") })
+        expect(text((yield* store.get(["k"]))[0]!)).toBe("after")
+      }),
+    30_000
+  )
+
+  it.live("a caller that stops waiting while the server is down: its call is never sent, also once it is back", () =>
+    Effect.gen(function* () {
+      const server = yield* RedisServer.start()
+      const store = yield* build(Redis.layer({ port: server.port, prefix: "gave-up", retryStrategy: () => 50 }))
+      yield* server.kill
+      yield* Effect.sleep("100 millis")
+      const gaveUp = yield* Effect.exit(store.append({ k: bytes("given up;") }).pipe(Effect.timeout("300 millis")))
+      expect(Exit.isFailure(gaveUp)).toBe(true)
+      expect(errorOf(gaveUp)).not.toBeInstanceOf(Store.StoreError)
+      yield* server.restart
+      yield* Effect.sleep("300 millis")
+      // A retrying caller appends once more: the first try must not land too.
+      yield* store.append({ k: bytes("retried") })
+      yield* Effect.sleep("100 millis")
+      expect(text((yield* store.get(["k"]))[0]!)).toBe("retried")
+    })
+  )
+
+  it.live(
+    "a server that stops answering (SIGSTOP): a sent call fails with Io within requestTimeout; it may apply later",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* RedisServer.start()
+        const store = yield* build(Redis.layer({ port: server.port, prefix: "paused", requestTimeout: "500 millis" }))
+        yield* store.append({ k: bytes("a;") })
+        const pid = yield* pidOf(server.port)
+        expect(pid).toBeGreaterThan(0)
+        yield* Effect.acquireRelease(
+          Effect.sync(() => process.kill(pid, "SIGSTOP")),
+          () => Effect.sync(() => process.kill(pid, "SIGCONT"))
+        )
+        const { exit, elapsed } = yield* timed(store.append({ k: bytes("maybe;") }))
+        expect(errorOf(exit)?.reason).toBe("Io")
+        expect(errorOf(exit)?.description).toContain("may or may not have been applied")
+        expect(elapsed).toBeLessThan(2000)
+        process.kill(pid, "SIGCONT")
+        // It had been written to the socket: the server applies it when it resumes, as the error said it might.
+        yield* store.append({ k: bytes("b") })
+        expect(text((yield* store.get(["k"]))[0]!)).toBe("a;maybe;b")
+      }),
+    30_000
+  )
+})
+
 describe("Redis authentication", () => {
   it.live("password (requirepass) and ACL users pass through; a wrong password fails with Unavailable", () =>
     Effect.gen(function* () {

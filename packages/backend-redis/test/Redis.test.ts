@@ -8,7 +8,7 @@ import { Redis, Resp } from "@partd/backend-redis"
 import { Store } from "@partd/core"
 import * as RedisServer from "@partd/test/RedisServer"
 import { suite } from "@partd/test/StoreSuite"
-import { Config, ConfigProvider, Effect, Exit, Layer } from "effect"
+import { Cause, Config, ConfigProvider, Effect, Exit, Layer, Redacted } from "effect"
 import { Command, Redis as IORedis } from "ioredis"
 
 const server = RedisServer.shared({ beforeAll, afterAll }, RedisServer.start())
@@ -32,7 +32,7 @@ const reasonOf = (exit: Exit.Exit<unknown, unknown>) =>
     : undefined
 
 describe("Redis specifics", () => {
-  it("Resp.evalKeysValues encodes byte for byte what ioredis encodes for the same EVAL", () => {
+  it("Resp.evalWithKeys over Resp.keyBlock encodes byte for byte what ioredis encodes for the same EVAL", () => {
     const script = Buffer.from("return 1")
     const prefix = Buffer.from("pré/")
     const paths = ["a", "ключ/🔑", "x".repeat(300), "k9"]
@@ -42,7 +42,7 @@ describe("Redis specifics", () => {
       [1, 3],
       [3, 4]
     ] as const) {
-      const ours = Resp.evalKeysValues(script, prefix, paths, values, start, end)
+      const ours = Resp.evalWithKeys(script, Resp.keyBlock(prefix, paths, start, end), values, start, end)
       const count = end - start
       const args = [
         script,
@@ -263,6 +263,62 @@ describe("Redis specifics", () => {
       expect(yield* Effect.promise(() => client.get("from-config/c"))).toBe("configured")
       yield* Effect.provide(Store.drop, layer)
       expect(yield* Effect.promise(() => client.get("from-config/c"))).toBe(null)
+    })
+  )
+
+  it.live(
+    "layerConfig takes every store option (useScripts, requestTimeout) and fails a bad URL with a typed error",
+    () =>
+      Effect.gen(function* () {
+        const client = yield* raw
+        const evals = Effect.promise(async () => {
+          const info = (await client.info("commandstats")) as string
+          return Number(/cmdstat_eval:calls=(\d+)/.exec(info)?.[1] ?? 0)
+        })
+        const before = yield* evals
+        yield* Effect.provide(
+          Effect.gen(function* () {
+            yield* Store.append({ p: bytes("piped") })
+            yield* Store.drop
+          }),
+          Redis.layerConfig({
+            url: Config.succeed(`redis://127.0.0.1:${server().port}`),
+            prefix: Config.succeed("config-pipe"),
+            useScripts: Config.succeed(false),
+            requestTimeout: Config.Duration("REQUEST_TIMEOUT")
+          }).pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown({ REQUEST_TIMEOUT: "2 seconds" }))))
+        )
+        expect(yield* evals).toBe(before)
+        for (const url of ["not a url", "http://127.0.0.1:1/", "redis://127.0.0.1:1/x", "a,b"]) {
+          for (const cluster of [false, true]) {
+            const exit = yield* Effect.exit(
+              Effect.provide(
+                Store.getOne("a"),
+                Redis.layerConfig({ url: Config.succeed(Redacted.make(url)), cluster: Config.succeed(cluster) })
+              )
+            )
+            const error = Exit.isFailure(exit) ? Cause.findErrorOption(exit.cause) : undefined
+            expect(error?._tag, `${url} cluster=${cluster}`).toBe("Some")
+            const storeError = (error as { value: Store.StoreError }).value
+            expect(storeError).toBeInstanceOf(Store.StoreError)
+            expect(storeError.reason).toBe("Unavailable")
+            expect(storeError.method).toBe("Redis.make")
+          }
+        }
+      })
+  )
+
+  it.live("errors of building a store name the method Redis.make, as File's name File.make", () =>
+    Effect.gen(function* () {
+      const port = yield* Effect.promise(RedisServer.freePort)
+      const exits = [
+        yield* Effect.exit(Effect.provide(Store.getOne("a"), Redis.layer({ port, readyTimeout: "200 millis" }))),
+        yield* Effect.exit(Effect.provide(Store.getOne("a"), Redis.layer({ port: server().port, prefix: "a/b" })))
+      ]
+      for (const exit of exits) {
+        const error = Exit.isFailure(exit) ? Cause.findErrorOption(exit.cause) : undefined
+        expect((error as { value: Store.StoreError } | undefined)?.value.method).toBe("Redis.make")
+      }
     })
   )
 
