@@ -83,6 +83,178 @@ const openToRead = (full: string): number | undefined => {
   }
 }
 
+/** The store's directory, and its path with a trailing slash. */
+interface Dir {
+  readonly root: string
+  readonly rootPrefix: string
+}
+
+/**
+ * Moves the value of the key whose file is `full` into `full/%self`, so
+ * that `full` can become a directory for longer keys. Three steps under
+ * the lock; open handles follow the file (they name the inode, not the
+ * path). A process killed between them leaves the bytes in `full%moving`,
+ * a name no key maps to, where they can be recovered by hand.
+ */
+const makeRoomForDirectory = (full: string): void => {
+  const moving = `${full}%moving`
+  fs.renameSync(full, moving)
+  fs.mkdirSync(full)
+  fs.renameSync(moving, `${full}/${FileName.LEAF}`)
+}
+
+/** Creates the directories of `relative`'s parent, moving key files out of their way. */
+const makeParents = (dir: Dir, relative: string): void => {
+  const slash = relative.lastIndexOf("/")
+  if (slash < 0) {
+    // The store's directory itself is gone (deleted under us): recreate it.
+    fs.mkdirSync(dir.root, { recursive: true })
+    return
+  }
+  try {
+    fs.mkdirSync(dir.rootPrefix + relative.slice(0, slash), { recursive: true })
+    return
+  } catch (error) {
+    const code = codeOf(error)
+    if (code !== "ENOTDIR" && code !== "EEXIST") throw error
+  }
+  // Some ancestor is a key's file: walk down and move each one aside.
+  for (let at = relative.indexOf("/"); at >= 0; at = relative.indexOf("/", at + 1)) {
+    const full = dir.rootPrefix + relative.slice(0, at)
+    let stats: fs.Stats | undefined
+    try {
+      stats = fs.statSync(full)
+    } catch (error) {
+      if (codeOf(error) !== "ENOENT") throw error
+    }
+    if (stats === undefined) fs.mkdirSync(full)
+    else if (stats.isFile()) makeRoomForDirectory(full)
+    else if (!stats.isDirectory()) throw systemError("ENOTDIR", "not a directory", full)
+  }
+}
+
+const openForAppend = (dir: Dir, relative: string): number => {
+  const full = dir.rootPrefix + relative
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return fs.openSync(full, APPEND_FLAGS, 0o666)
+    } catch (error) {
+      const code = codeOf(error)
+      if (code === "EISDIR") return fs.openSync(`${full}/${FileName.LEAF}`, APPEND_FLAGS, 0o666)
+      if ((code === "ENOENT" || code === "ENOTDIR") && attempt === 0) makeParents(dir, relative)
+      else throw error
+    }
+  }
+}
+
+/** Whether some proper prefix of `relative` is a key's file (so `relative` cannot exist). */
+const underKeyFile = (dir: Dir, relative: string): boolean => {
+  for (let at = relative.indexOf("/"); at >= 0; at = relative.indexOf("/", at + 1)) {
+    try {
+      const stats = fs.statSync(dir.rootPrefix + relative.slice(0, at))
+      if (stats.isFile()) return true
+      if (!stats.isDirectory()) return false
+    } catch {
+      return false
+    }
+  }
+  return false
+}
+
+/**
+ * Opens a key's file for reading, following a directory to its LEAF:
+ * the descriptor and the file's size, or `undefined` when the key has no file.
+ */
+const openKey = (dir: Dir, relative: string): { readonly fd: number; readonly size: number } | undefined => {
+  const full = dir.rootPrefix + relative
+  let fd: number | undefined
+  try {
+    fd = openToRead(full)
+  } catch (error) {
+    if (codeOf(error) === "ENOTDIR" && underKeyFile(dir, relative)) return undefined
+    throw error
+  }
+  if (fd === undefined) return undefined
+  let stats = fs.fstatSync(fd)
+  if (stats.isDirectory()) {
+    // Longer keys live under this one: its own bytes, if any, are in LEAF.
+    fs.closeSync(fd)
+    fd = openToRead(`${full}/${FileName.LEAF}`)
+    if (fd === undefined) return undefined
+    stats = fs.fstatSync(fd)
+    if (stats.isDirectory()) {
+      fs.closeSync(fd)
+      throw systemError("EISDIR", "illegal operation on a directory, read", `${full}/${FileName.LEAF}`)
+    }
+  }
+  return { fd, size: stats.size }
+}
+
+const read = (dir: Dir, relative: string): Uint8Array => {
+  const opened = openKey(dir, relative)
+  if (opened === undefined) return new Uint8Array(0)
+  try {
+    return readAll(opened.fd, opened.size)
+  } finally {
+    fs.closeSync(opened.fd)
+  }
+}
+
+/** The path of a key's regular file, or `undefined` when it has none. */
+const fileOf = (dir: Dir, relative: string): string | undefined => {
+  const full = dir.rootPrefix + relative
+  for (const candidate of [full, `${full}/${FileName.LEAF}`]) {
+    const stats = fs.statSync(candidate, { throwIfNoEntry: false })
+    if (stats === undefined) return undefined
+    if (stats.isFile()) return candidate
+    if (!stats.isDirectory()) return undefined
+  }
+  return undefined
+}
+
+const sizeOf = (dir: Dir, relative: string): number | undefined => {
+  try {
+    const file = fileOf(dir, relative)
+    return file === undefined ? undefined : fs.statSync(file).size
+  } catch (error) {
+    if (codeOf(error) === "ENOTDIR") return undefined
+    throw error
+  }
+}
+
+const truncate = (dir: Dir, relative: string, length: number): void => {
+  const file = fileOf(dir, relative)
+  if (file !== undefined) fs.truncateSync(file, length)
+}
+
+const remove = (dir: Dir, relative: string): void => {
+  const full = dir.rootPrefix + relative
+  try {
+    fs.unlinkSync(full)
+    return
+  } catch (error) {
+    const code = codeOf(error)
+    if (code === "ENOENT") return
+    if (code === "ENOTDIR" && underKeyFile(dir, relative)) return
+    // Linux says EISDIR for a directory, POSIX allows EPERM.
+    if (code !== "EISDIR" && code !== "EPERM") throw error
+    if (code === "EPERM" && !fs.statSync(full).isDirectory()) throw error
+  }
+  try {
+    fs.unlinkSync(`${full}/${FileName.LEAF}`)
+  } catch (error) {
+    if (codeOf(error) !== "ENOENT") throw error
+  }
+}
+
+const removeAll = (dir: Dir): void => {
+  for (const name of fs.readdirSync(dir.root)) {
+    if (name !== FileName.LOCK && name !== FileName.STATE) {
+      fs.rmSync(dir.rootPrefix + name, { recursive: true, force: true, maxRetries: 3 })
+    }
+  }
+}
+
 /**
  * The layout of the directory `root` (absolute, existing).
  *
@@ -90,9 +262,9 @@ const openToRead = (full: string): number | undefined => {
  * @category constructors
  */
 export const make = (root: string): Layout => {
-  const rootPrefix = `${root}/`
+  const dir: Dir = { root, rootPrefix: `${root}/` }
   // The longest relative path a key may have, leaving room for "/%self".
-  const maxRelative = FileName.PATH_MAX - 1 - Buffer.byteLength(rootPrefix) - FileName.LEAF.length - 1
+  const maxRelative = FileName.PATH_MAX - 1 - Buffer.byteLength(dir.rootPrefix) - FileName.LEAF.length - 1
   // Relative file paths by key path, for keys seen recently.
   const names = new Map<Key.Path, string>()
 
@@ -112,171 +284,14 @@ export const make = (root: string): Layout => {
     return relative as string
   }
 
-  /**
-   * Moves the value of the key whose file is `full` into `full/%self`, so
-   * that `full` can become a directory for longer keys. Three steps under
-   * the lock; open handles follow the file (they name the inode, not the
-   * path). A process killed between them leaves the bytes in `full%moving`,
-   * a name no key maps to, where they can be recovered by hand.
-   */
-  const makeRoomForDirectory = (full: string): void => {
-    const moving = `${full}%moving`
-    fs.renameSync(full, moving)
-    fs.mkdirSync(full)
-    fs.renameSync(moving, `${full}/${FileName.LEAF}`)
+  return {
+    root,
+    nameOf,
+    openForAppend: (relative) => openForAppend(dir, relative),
+    read: (relative) => read(dir, relative),
+    sizeOf: (relative) => sizeOf(dir, relative),
+    truncate: (relative, length) => truncate(dir, relative, length),
+    remove: (relative) => remove(dir, relative),
+    removeAll: () => removeAll(dir)
   }
-
-  /** Creates the directories of `relative`'s parent, moving key files out of their way. */
-  const makeParents = (relative: string): void => {
-    const slash = relative.lastIndexOf("/")
-    if (slash < 0) {
-      // The store's directory itself is gone (deleted under us): recreate it.
-      fs.mkdirSync(root, { recursive: true })
-      return
-    }
-    try {
-      fs.mkdirSync(rootPrefix + relative.slice(0, slash), { recursive: true })
-      return
-    } catch (error) {
-      const code = codeOf(error)
-      if (code !== "ENOTDIR" && code !== "EEXIST") throw error
-    }
-    // Some ancestor is a key's file: walk down and move each one aside.
-    for (let at = relative.indexOf("/"); at >= 0; at = relative.indexOf("/", at + 1)) {
-      const full = rootPrefix + relative.slice(0, at)
-      let stats: fs.Stats | undefined
-      try {
-        stats = fs.statSync(full)
-      } catch (error) {
-        if (codeOf(error) !== "ENOENT") throw error
-      }
-      if (stats === undefined) fs.mkdirSync(full)
-      else if (stats.isFile()) makeRoomForDirectory(full)
-      else if (!stats.isDirectory()) throw systemError("ENOTDIR", "not a directory", full)
-    }
-  }
-
-  const openForAppend = (relative: string): number => {
-    const full = rootPrefix + relative
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return fs.openSync(full, APPEND_FLAGS, 0o666)
-      } catch (error) {
-        const code = codeOf(error)
-        if (code === "EISDIR") return fs.openSync(`${full}/${FileName.LEAF}`, APPEND_FLAGS, 0o666)
-        if ((code === "ENOENT" || code === "ENOTDIR") && attempt === 0) makeParents(relative)
-        else throw error
-      }
-    }
-  }
-
-  /** Whether some proper prefix of `relative` is a key's file (so `relative` cannot exist). */
-  const underKeyFile = (relative: string): boolean => {
-    for (let at = relative.indexOf("/"); at >= 0; at = relative.indexOf("/", at + 1)) {
-      try {
-        const stats = fs.statSync(rootPrefix + relative.slice(0, at))
-        if (stats.isFile()) return true
-        if (!stats.isDirectory()) return false
-      } catch {
-        return false
-      }
-    }
-    return false
-  }
-
-  /**
-   * Opens a key's file for reading, following a directory to its LEAF:
-   * the descriptor and the file's size, or `undefined` when the key has no file.
-   */
-  const openKey = (relative: string): { readonly fd: number; readonly size: number } | undefined => {
-    const full = rootPrefix + relative
-    let fd: number | undefined
-    try {
-      fd = openToRead(full)
-    } catch (error) {
-      if (codeOf(error) === "ENOTDIR" && underKeyFile(relative)) return undefined
-      throw error
-    }
-    if (fd === undefined) return undefined
-    let stats = fs.fstatSync(fd)
-    if (stats.isDirectory()) {
-      // Longer keys live under this one: its own bytes, if any, are in LEAF.
-      fs.closeSync(fd)
-      fd = openToRead(`${full}/${FileName.LEAF}`)
-      if (fd === undefined) return undefined
-      stats = fs.fstatSync(fd)
-      if (stats.isDirectory()) {
-        fs.closeSync(fd)
-        throw systemError("EISDIR", "illegal operation on a directory, read", `${full}/${FileName.LEAF}`)
-      }
-    }
-    return { fd, size: stats.size }
-  }
-
-  const read = (relative: string): Uint8Array => {
-    const opened = openKey(relative)
-    if (opened === undefined) return new Uint8Array(0)
-    try {
-      return readAll(opened.fd, opened.size)
-    } finally {
-      fs.closeSync(opened.fd)
-    }
-  }
-
-  /** The path of a key's regular file, or `undefined` when it has none. */
-  const fileOf = (relative: string): string | undefined => {
-    const full = rootPrefix + relative
-    for (const candidate of [full, `${full}/${FileName.LEAF}`]) {
-      const stats = fs.statSync(candidate, { throwIfNoEntry: false })
-      if (stats === undefined) return undefined
-      if (stats.isFile()) return candidate
-      if (!stats.isDirectory()) return undefined
-    }
-    return undefined
-  }
-
-  const sizeOf = (relative: string): number | undefined => {
-    try {
-      const file = fileOf(relative)
-      return file === undefined ? undefined : fs.statSync(file).size
-    } catch (error) {
-      if (codeOf(error) === "ENOTDIR") return undefined
-      throw error
-    }
-  }
-
-  const truncate = (relative: string, length: number): void => {
-    const file = fileOf(relative)
-    if (file !== undefined) fs.truncateSync(file, length)
-  }
-
-  const remove = (relative: string): void => {
-    const full = rootPrefix + relative
-    try {
-      fs.unlinkSync(full)
-      return
-    } catch (error) {
-      const code = codeOf(error)
-      if (code === "ENOENT") return
-      if (code === "ENOTDIR" && underKeyFile(relative)) return
-      // Linux says EISDIR for a directory, POSIX allows EPERM.
-      if (code !== "EISDIR" && code !== "EPERM") throw error
-      if (code === "EPERM" && !fs.statSync(full).isDirectory()) throw error
-    }
-    try {
-      fs.unlinkSync(`${full}/${FileName.LEAF}`)
-    } catch (error) {
-      if (codeOf(error) !== "ENOENT") throw error
-    }
-  }
-
-  const removeAll = (): void => {
-    for (const name of fs.readdirSync(root)) {
-      if (name !== FileName.LOCK && name !== FileName.STATE) {
-        fs.rmSync(rootPrefix + name, { recursive: true, force: true, maxRetries: 3 })
-      }
-    }
-  }
-
-  return { root, nameOf, openForAppend, read, sizeOf, truncate, remove, removeAll }
 }
