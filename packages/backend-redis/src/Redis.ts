@@ -56,7 +56,7 @@ import * as Routing from "./Routing.ts"
  * @since 0.1.0
  * @category models
  */
-export type Client = Connection.Client
+export type Client = IORedis | Cluster
 
 /**
  * What every constructor accepts besides the connection.
