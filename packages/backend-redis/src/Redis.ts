@@ -81,7 +81,8 @@ export interface StoreOptions {
    * How long a call may take (default 10 seconds): waiting for the
    * connection while the server is down (then it fails with `Unavailable`
    * and was not sent), and waiting for the reply (then it fails with `Io`
-   * and may or may not have been applied).
+   * and may or may not have been applied). It bounds a whole call: raise it
+   * for a `drop` of millions of keys, which takes many round trips.
    */
   readonly requestTimeout?: Duration.Input | undefined
   /**
@@ -362,9 +363,11 @@ export const layerCluster = (options: ClusterOptions): Layer.Layer<Store.Store, 
 
 /**
  * A store over an ioredis client (`Redis` or `Cluster`) that the caller owns
- * and closes. Create the client with `autoResendUnfulfilledCommands: false`:
- * otherwise ioredis replays in-flight commands after a reconnect, and an
- * append that failed because the connection dropped may be applied twice.
+ * and closes. Create the client with `autoResendUnfulfilledCommands: false`
+ * (otherwise ioredis replays in-flight commands after a reconnect, and an
+ * append that failed because the connection dropped may be applied twice)
+ * and `enableOfflineQueue: false` (otherwise a command can wait in ioredis's
+ * queue and be written after its call failed); the store warns otherwise.
  *
  * @since 0.1.0
  * @category layers
