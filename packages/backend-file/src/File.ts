@@ -31,9 +31,9 @@
  * Failures. An `append` is all or nothing: a call that fails (a full disk)
  * leaves every key at its length before the call, and a process killed in
  * the middle of one leaves a record that the next call of any process
- * undoes before it reads or writes (see `Append`, `Intent`). `iset` is not:
- * a failed `iset` may leave the key empty or holding part of the value
- * (retry it). `delete` and `drop` free space and work on a full disk. Only a
+ * undoes before it reads or writes (see `Append`, `Intent`). An `iset` is
+ * all or nothing too: the value is written beside the key's file and renamed
+ * over it. `delete` and `drop` free space and work on a full disk. Only a
  * file that does not exist reads as empty bytes; every other failure
  * (permissions, a full disk, a directory where a file should be) fails with
  * reason `Io`, the key, and the system error as cause.
@@ -159,11 +159,10 @@ const backendOf = (lock: Lock.Lock, layout: Layout.Layout, handles: Handles.Hand
       locked("iset", (at) => {
         const relative = layout.nameOf("iset", path)
         at.key = path
-        const { fd } = handles.open(path, relative)
-        fs.ftruncateSync(fd, 0)
-        let offset = 0
-        while (offset < value.byteLength) offset += fs.writeSync(fd, value, offset, value.byteLength - offset)
-        if (fsync) fs.fsyncSync(fd)
+        // The key gets a new file: every process's handle to the old one must go.
+        lock.bump()
+        handles.forget(path)
+        layout.replace(relative, value, fsync)
       }),
     delete: (paths) =>
       locked("delete", (at) => {

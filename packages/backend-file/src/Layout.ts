@@ -33,6 +33,12 @@ export interface Layout {
   readonly read: (relative: string) => Uint8Array
   /** A key's length, or `undefined` when it has no regular file. */
   readonly sizeOf: (relative: string) => number | undefined
+  /**
+   * Sets a key's bytes to `value`, all or nothing: written to a file beside
+   * it, then renamed over it. The key's file is a new one afterwards: close
+   * every handle to the old one.
+   */
+  readonly replace: (relative: string, value: Uint8Array, fsync: boolean) => void
   /** Cuts a key's file back to `length` bytes. */
   readonly truncate: (relative: string, length: number) => void
   /** Removes a key's file; a file that does not exist is fine. */
@@ -42,7 +48,7 @@ export interface Layout {
 }
 
 // libuv opens every file with O_CLOEXEC, so child processes never inherit a handle.
-const { O_RDONLY, O_RDWR, O_APPEND, O_CREAT } = fs.constants
+const { O_RDONLY, O_RDWR, O_WRONLY, O_APPEND, O_CREAT, O_TRUNC } = fs.constants
 const APPEND_FLAGS = O_RDWR | O_APPEND | O_CREAT
 
 /** The most relative names remembered; past it the memo starts afresh. */
@@ -222,6 +228,42 @@ const sizeOf = (dir: Dir, relative: string): number | undefined => {
   }
 }
 
+/** The suffix of the file a new value is written to before it replaces a key's file: no key's name ends so. */
+const REPLACING = "%iset"
+
+const writeAll = (fd: number, bytes: Uint8Array): void => {
+  let offset = 0
+  while (offset < bytes.byteLength) offset += fs.writeSync(fd, bytes, offset, bytes.byteLength - offset)
+}
+
+const replace = (dir: Dir, relative: string, value: Uint8Array, fsync: boolean): void => {
+  // Makes sure the key's file and its directories exist, then finds where its bytes live.
+  fs.closeSync(openForAppend(dir, relative))
+  const file = fileOf(dir, relative)
+  if (file === undefined) {
+    // Not a regular file (a device): write in place, as there is nothing to rename over.
+    const fd = openForAppend(dir, relative)
+    try {
+      writeAll(fd, value)
+    } finally {
+      fs.closeSync(fd)
+    }
+    return
+  }
+  const next = file + REPLACING
+  const fd = fs.openSync(next, O_WRONLY | O_CREAT | O_TRUNC, 0o666)
+  try {
+    writeAll(fd, value)
+    if (fsync) fs.fsyncSync(fd)
+  } catch (error) {
+    fs.closeSync(fd)
+    fs.rmSync(next, { force: true })
+    throw error
+  }
+  fs.closeSync(fd)
+  fs.renameSync(next, file)
+}
+
 const truncate = (dir: Dir, relative: string, length: number): void => {
   const file = fileOf(dir, relative)
   if (file !== undefined) fs.truncateSync(file, length)
@@ -290,6 +332,7 @@ export const make = (root: string): Layout => {
     openForAppend: (relative) => openForAppend(dir, relative),
     read: (relative) => read(dir, relative),
     sizeOf: (relative) => sizeOf(dir, relative),
+    replace: (relative, value, fsync) => replace(dir, relative, value, fsync),
     truncate: (relative, length) => truncate(dir, relative, length),
     remove: (relative) => remove(dir, relative),
     removeAll: () => removeAll(dir)

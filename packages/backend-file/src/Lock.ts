@@ -29,9 +29,10 @@
  * `locket` opens `.lock` with `"wb"`, truncating it on every acquire. It
  * holds, from offset 0, the *generation* (8 bytes) and the intent record
  * (see `Intent`). A process keeps append handles open (see `File`); when
- * another process deletes a key or drops the store, those handles point at
- * unlinked files, and appending through them would lose the bytes. Whoever
- * deletes writes fresh random bytes over the generation; everyone reads the
+ * another process deletes a key, replaces its file (`iset`) or drops the
+ * store, those handles point at unlinked files, and appending through them
+ * would lose the bytes. Whoever does writes fresh random bytes over the
+ * generation; everyone reads the
  * head of the state file (generation and intent header, one pread) under
  * the lock at the start of every call and closes its cached handles when the
  * generation changed. Python partd deletes the whole directory on `drop`,

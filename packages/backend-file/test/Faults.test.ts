@@ -110,6 +110,27 @@ describe("File on a full disk", () => {
     })
   )
 
+  it.effect("an iset that fails with ENOSPC leaves the key's old value", () =>
+    Effect.gen(function* () {
+      const mount = yield* tmpfs("1m")
+      const dir = nodePath.join(mount, "store")
+      const store = yield* open({ path: dir })
+      // (A store isets a key once: a later iset of the same key is a no-op, so the key is appended to.)
+      yield* store.append({ k: bytes("old") })
+      yield* store.append({ other: new Uint8Array(100 * 1024) })
+      fillUp(mount)
+      const error = storeError(yield* Effect.exit(store.iset("k", new Uint8Array(200 * 1024))))
+      expect(error.reason).toBe("Io")
+      expect((error.cause as NodeJS.ErrnoException).code).toBe("ENOSPC")
+      expect(text((yield* store.get(["k"]))[0]!)).toBe("old")
+      yield* store.delete(["other"])
+      yield* store.iset("k", bytes("new"))
+      yield* store.append({ k: bytes("+") })
+      expect(text((yield* store.get(["k"]))[0]!)).toBe("new+")
+      expect(fs.readdirSync(dir).sort()).toEqual([FileName.LOCK, FileName.STATE, "k"].sort())
+    })
+  )
+
   it.effect("delete and drop free a full disk; get works on it; an append on it changes nothing", () =>
     Effect.gen(function* () {
       const mount = yield* tmpfs("1m")

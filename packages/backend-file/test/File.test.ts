@@ -4,6 +4,7 @@ import * as nodePath from "node:path"
 import { afterAll, describe, expect, it } from "@effect/vitest"
 import { File, FileName } from "@partd/backend-file"
 import { Buffer, Dict, Store } from "@partd/core"
+import { requirePython, runPython } from "@partd/test/Python"
 import { suite } from "@partd/test/StoreSuite"
 import { Cause, Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
 
@@ -366,6 +367,25 @@ describe("File lifetime", () => {
 })
 
 describe("File stores sharing a directory", () => {
+  it.effect("an iset by one store is seen by another's cached handles (and by Python partd)", () =>
+    Effect.gen(function* () {
+      const dir = nodePath.join(yield* tempBase, "store")
+      const one = (yield* open({ path: dir })).store
+      const two = (yield* open({ path: dir })).store
+      yield* one.append({ k: bytes("old") })
+      yield* two.iset("k", bytes("set"))
+      yield* one.append({ k: bytes("+1") })
+      expect(text(yield* Store.getOneFrom(two, "k"))).toBe("set+1")
+      yield* one.iset("k", bytes("again"))
+      yield* two.append({ k: bytes("+2") })
+      expect(text(yield* Store.getOneFrom(one, "k"))).toBe("again+2")
+      const out = runPython(requirePython(), "import sys, partd; print(partd.File(sys.argv[1]).get('k').decode())", [
+        dir
+      ])
+      expect(out.trim()).toBe("again+2")
+    })
+  )
+
   it.effect("a delete by one store is seen by another's cached handles", () =>
     Effect.gen(function* () {
       const dir = nodePath.join(yield* tempBase, "store")
