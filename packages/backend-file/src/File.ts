@@ -134,11 +134,24 @@ const acquireHandles = (layout: Layout.Layout, options: Options): Effect.Effect<
 /** The store's calls over its parts, each one synchronous body under the lock. */
 const backendOf = (lock: Lock.Lock, layout: Layout.Layout, handles: Handles.Handles, fsync: boolean): Store.Backend => {
   const append = Append.make({ layout, handles, intent: Intent.writer(lock, fsync), fsync })
+  /** Undoes what an unfinished append left; until it can, every call fails saying so. */
+  const recover = (method: string): void => {
+    try {
+      Intent.recover(lock, layout)
+    } catch (cause) {
+      throw new Store.StoreError({
+        reason: "Io",
+        method,
+        description: `could not undo what a failed or killed append left: ${Store.describeCause(cause)}`,
+        cause
+      })
+    }
+  }
   /** Runs `body` under the lock, after catching up with what other processes did. */
   const locked = <A>(method: string, body: (at: Lock.At) => A): Effect.Effect<A, Store.StoreError> =>
     Lock.run(lock, method, (at) => {
       if (lock.stale()) handles.closeAll()
-      if (Intent.pending(lock)) Intent.recover(lock, layout)
+      if (Intent.pending(lock)) recover(method)
       return body(at)
     })
   return {
