@@ -11,6 +11,8 @@ import { fileURLToPath } from "node:url"
 import { describe, expect, it } from "@effect/vitest"
 import { File, FileName } from "@partd/backend-file"
 import * as Handles from "@partd/backend-file/Handles"
+import * as Intent from "@partd/backend-file/Intent"
+import * as Lock from "@partd/backend-file/Lock"
 import { Store } from "@partd/core"
 import { requirePython, runPython } from "@partd/test/Python"
 import { Cause, Context, Effect, Exit, Layer, Scope } from "effect"
@@ -220,6 +222,62 @@ describe("File after a writer is killed mid-append", () => {
         expect(calls).toBeGreaterThan(0)
       }),
     120_000
+  )
+})
+
+/** Leaves an unfinished intent record in `dir`'s state, as a call killed mid-append does. */
+const leaveRecord = (dir: string, files: ReadonlyArray<readonly [string, number, number]>, tear = false): void => {
+  const lock = Lock.open(nodePath.join(dir, FileName.LOCK))
+  try {
+    expect(lock.tryAcquire()).toBe(true)
+    const intent = Intent.writer(lock, false)
+    const lengths = intent.begin(files.length, Intent.names(files.map(([name]) => name)))
+    files.forEach(([, before, added], i) => {
+      lengths[2 * i] = before
+      lengths[2 * i + 1] = added
+    })
+    intent.commit()
+    // A record torn by the crash: its last byte never reached the file.
+    if (tear) lock.writeState(Lock.HEAD_BYTES + 15, Uint8Array.of(0xff))
+    lock.release()
+  } finally {
+    lock.close()
+  }
+}
+
+describe("File recovery from an unfinished record", () => {
+  it.effect("the next call cuts back what the record says a dead call wrote, and only that", () =>
+    Effect.gen(function* () {
+      const dir = nodePath.join(yield* tempBase, "store")
+      const scope = yield* Scope.make()
+      const first = Context.get(yield* Layer.buildWithScope(File.layer({ path: dir }), scope), Store.Store)
+      yield* first.append({ a: bytes("a;torn"), b: bytes("b;"), grown: bytes("g;python appended") })
+      yield* Scope.close(scope, Exit.void)
+      // a: 2 bytes before, a 4-byte tail written; b: nothing written yet; grown: longer than the call could
+      // have made it (another writer appended after the crash), so it is left alone.
+      leaveRecord(dir, [
+        ["a", 2, 10],
+        ["b", 2, 10],
+        ["grown", 2, 3]
+      ])
+      const store = yield* open({ path: dir })
+      expect((yield* store.get(["a", "b", "grown"])).map(text)).toEqual(["a;", "b;", "g;python appended"])
+      yield* store.append({ a: bytes("next") })
+      expect(text((yield* store.get(["a"]))[0]!)).toBe("a;next")
+    })
+  )
+
+  it.effect("a record torn by the crash itself was written before any key's bytes: nothing is cut", () =>
+    Effect.gen(function* () {
+      const dir = nodePath.join(yield* tempBase, "store")
+      const scope = yield* Scope.make()
+      const first = Context.get(yield* Layer.buildWithScope(File.layer({ path: dir }), scope), Store.Store)
+      yield* first.append({ a: bytes("a;kept") })
+      yield* Scope.close(scope, Exit.void)
+      leaveRecord(dir, [["a", 2, 10]], true)
+      const store = yield* open({ path: dir })
+      expect(text((yield* store.get(["a"]))[0]!)).toBe("a;kept")
+    })
   )
 })
 
