@@ -118,8 +118,8 @@ describe("Buffer lands each chunk exactly once", () => {
       const size = 100 * 1024
       const a = pattern(size, 1)
       const b = pattern(size, 2)
-      // Room for `a` only: `b`'s write fails with ENOSPC before writing anything.
-      const filler = fill(mount, size)
+      // Room for `a` and the File store's own 4 KiB state file only: `b`'s write fails with ENOSPC.
+      const filler = fill(mount, size + 16 * 1024)
       yield* store.append({ a, b })
       expect(reasonOf(yield* Effect.exit(control.flush))).toBe("Io")
       expect(fs.statSync(nodePath.join(dir, "a")).size).toBe(size)
