@@ -5,7 +5,8 @@
  *
  * A buffer goes back to the pool only once nothing reads it any more: for a
  * request written to a socket, once its reply has arrived (the peer replies
- * only after reading the whole request).
+ * only after reading the whole request). {@link makeLender} keeps that
+ * bookkeeping: buffers lent per request number, given back by number.
  *
  * @since 0.1.0
  */
@@ -59,6 +60,53 @@ export const make = (options: Options): BufferPool => {
       if (buffer.byteOffset === 0 && whole.byteLength <= options.maxBytes && spare.length < options.spares) {
         spare.push(whole)
       }
+    }
+  }
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface LenderOptions extends Options {
+  /** The most buffers lent at once; beyond it, requests get buffers of their own. */
+  readonly maxLent: number
+}
+
+/**
+ * Buffers lent for numbered requests: `lend(id, size)` gives a buffer of
+ * `size` bytes from the pool, `giveBack(id)` returns it once nothing reads it:
+ * when the request's reply has arrived (even if its caller gave up waiting),
+ * or when the request was dropped before it was written. The lender belongs
+ * to one connection: a connection that is lost takes its buffers with it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Lender {
+  readonly lend: (id: number, size: number) => Uint8Array
+  readonly giveBack: (id: number) => void
+}
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeLender = (options: LenderOptions): Lender => {
+  const pool = make(options)
+  const lent = new Map<number, Uint8Array>()
+  return {
+    lend: (id, size) => {
+      if (lent.size >= options.maxLent) return globalThis.Buffer.allocUnsafe(size)
+      const buffer = pool.take(size)
+      lent.set(id, buffer)
+      return buffer
+    },
+    giveBack: (id) => {
+      const buffer = lent.get(id)
+      if (buffer === undefined) return
+      lent.delete(id)
+      pool.give(buffer)
     }
   }
 }

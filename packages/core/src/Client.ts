@@ -6,27 +6,33 @@
  * module and answered by the server in order; errors raised by the served
  * store arrive as the same typed `StoreError`. Keys are validated here
  * before anything is sent, and again by the server. A request costs one
- * `Effect.callback` and one frame each way (see `Wire` for why this is not
- * `effect/rpc`).
+ * `Effect.callback` and one frame each way.
  *
- * The connection opens on first use and reopens on the next request after it
- * is lost. A request caught by a lost connection fails with reason
- * `Unavailable`: it may or may not have been applied, so the caller decides
- * whether to retry. A request interrupted by its caller is still applied by
- * the server if it was sent; its reply is dropped.
+ * Waits are bounded and a call given up on is not sent behind its caller's
+ * back. A call that gets no reply within `requestTimeout` (default 10 s)
+ * fails with reason `Unavailable`, and so does every call waiting when the
+ * connection is lost; the connection reopens on the next call. A request is
+ * handed to the socket only while the socket is not backed up, so a call
+ * given up on (timed out or interrupted) before it was handed over is
+ * removed and never sent; its error says "not sent". A call already sent may
+ * still be applied by the server; its error says so, and the caller decides
+ * whether to retry.
  *
- * An append whose packed size exceeds the frame limit is sent in parts, one
- * frame each, back to back; the server holds them and applies them as one
- * append when the last part arrives, so no other append lands in between and
- * a connection lost midway leaves nothing of it (the server bounds what it
- * holds: `maxAppendBytes`). A single chunk larger than the limit fails with
- * `BadValue`. A `get` whose reply would exceed the limit fails with a
- * `Protocol` error from the server: get fewer keys at a time.
+ * An append whose packed size exceeds the frame limit, or that has more
+ * chunks than `maxChunksPerFrame`, is sent in parts, one frame each, back to
+ * back; the server holds them and applies them as one append when the last
+ * part arrives, so no other append lands in between and a connection lost
+ * midway leaves nothing of it (the server bounds what it holds:
+ * `maxAppendBytes`). A single chunk larger than the limit fails with
+ * `BadValue`. A get of more keys than `maxChunksPerFrame` is sent as several
+ * requests, back to back; a get whose reply would exceed the frame limit
+ * fails with a `Protocol` error from the server: get fewer keys at a time.
  *
  * @since 0.1.0
  */
 import * as Net from "node:net"
-import { Effect, Layer, type Scope } from "effect"
+import { Duration, Effect, Layer, type Scope } from "effect"
+import * as BufferPool from "./BufferPool.ts"
 import type * as Key from "./Key.ts"
 import * as Server from "./Server.ts"
 import * as Store from "./Store.ts"
@@ -41,17 +47,160 @@ export interface Options {
   readonly address: Server.Address | string
   /** The largest frame sent or accepted, in bytes (default `Server.defaultMaxFrameBytes`). */
   readonly maxFrameBytes?: number
+  /** The most chunks (or keys) one request may carry; the server's bound (default `Wire.defaultMaxChunksPerFrame`). */
+  readonly maxChunksPerFrame?: number
+  /**
+   * How long a call waits for its reply before it fails with `Unavailable`
+   * (default {@link defaultRequestTimeout}; `Duration.infinity` waits for
+   * ever).
+   */
+  readonly requestTimeout?: Duration.Input
 }
+
+/**
+ * The default of `Options.requestTimeout`: 10 seconds.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultRequestTimeout: Duration.Duration = Duration.seconds(10)
 
 /** Called once with a request's outcome: its error, or the values its reply carried. */
 type Settle = (error: Store.StoreError | undefined, values?: ReadonlyArray<Uint8Array>) => void
+
+/** One call's requests on their way: held in the outbox until `sent`. */
+interface Outgoing {
+  readonly method: string
+  readonly ids: ReadonlyArray<number>
+  readonly frames: ReadonlyArray<Uint8Array>
+  sent: boolean
+}
 
 /** One connection to the server and the requests waiting for its replies. */
 interface Connection {
   readonly socket: Net.Socket
   readonly parser: Wire.Parser
-  readonly waiting: Map<number, { readonly method: string; readonly settle: Settle }>
+  /** Request frames are written from reused buffers, each given back when its reply arrives. */
+  readonly lender: BufferPool.Lender
+  readonly waiting: Map<number, { readonly outgoing: Outgoing; readonly settle: Settle }>
+  /** Calls not yet handed to the socket, in order. */
+  readonly outbox: Array<Outgoing>
+  connected: boolean
   nextId: number
+}
+
+const unavailable = (method: string, description: string) =>
+  new Store.StoreError({ reason: "Unavailable", method, description })
+
+/** What a call that failed without a reply may have done. */
+const fate = (outgoing: Outgoing): string =>
+  outgoing.sent ? "the request was sent and may have been applied" : "the request was not sent, so it was not applied"
+
+/**
+ * Hands calls from the outbox to the socket once it has connected, while it
+ * is not backed up: what the socket holds is sent whatever happens to its
+ * caller, what the outbox holds can still be taken back.
+ */
+const flush = (connection: Connection): void => {
+  const { socket, outbox } = connection
+  while (outbox.length > 0 && connection.connected && !socket.writableNeedDrain && !socket.destroyed) {
+    const outgoing = outbox.shift()!
+    outgoing.sent = true
+    for (const frame of outgoing.frames) socket.write(frame)
+  }
+}
+
+/** Sends a call: at once when nothing waits before it and the socket takes it, else after those. */
+const send = (connection: Connection, outgoing: Outgoing): void => {
+  connection.outbox.push(outgoing)
+  if (connection.outbox.length === 1) flush(connection)
+}
+
+/**
+ * Stops waiting for a call: a call still in the outbox is taken out, never
+ * to be sent, and its reused buffers are given back.
+ */
+const giveUp = (connection: Connection, outgoing: Outgoing): void => {
+  for (const id of outgoing.ids) connection.waiting.delete(id)
+  if (outgoing.sent) return
+  const at = connection.outbox.indexOf(outgoing)
+  if (at !== -1) connection.outbox.splice(at, 1)
+  for (const id of outgoing.ids) connection.lender.giveBack(id)
+}
+
+/** Fails every waiting request of a connection that is gone. */
+const failWaiting = (connection: Connection, reason: "Unavailable" | "Protocol", description: string): void => {
+  const waiting = [...connection.waiting.values()]
+  connection.waiting.clear()
+  connection.outbox.length = 0
+  for (const { outgoing, settle } of waiting) {
+    settle(new Store.StoreError({ reason, method: outgoing.method, description: `${description}; ${fate(outgoing)}` }))
+  }
+}
+
+/** Hands each reply to the request waiting for it. */
+const receive = (connection: Connection, chunk: Uint8Array): string | undefined => {
+  let messages: Array<unknown>
+  try {
+    messages = connection.parser.decode(chunk)
+  } catch (e) {
+    return `the server sent bytes that are not frames of this protocol: ${String(e)}`
+  }
+  for (const message of messages) {
+    const reply = Wire.toReply(message)
+    if (reply === undefined) return "the server sent a message that is not a reply"
+    // The server has read the whole request: its buffer may be reused.
+    connection.lender.giveBack(reply.id)
+    const request = connection.waiting.get(reply.id)
+    // A request whose caller stopped waiting has no one waiting.
+    if (request === undefined) continue
+    connection.waiting.delete(reply.id)
+    if (reply._tag === "Done") request.settle(undefined, reply.values)
+    else request.settle(Wire.decodeError(reply.error))
+  }
+  return undefined
+}
+
+/** The largest frame pooled for reuse; larger requests get a buffer of their own. */
+const maxPooledBytes = 8 * 1024 * 1024
+
+/**
+ * Opens a connection. Requests wait in the outbox until it has connected; a
+ * connection that cannot be made fails them all with `Unavailable`.
+ */
+const connect = (
+  connectOptions: Net.NetConnectOpts,
+  limits: Wire.Limits,
+  lost: (connection: Connection, reason: "Unavailable" | "Protocol", description: string) => void,
+  describeClose: (error: Error | undefined) => string
+): Connection => {
+  const socket = Net.createConnection(connectOptions)
+  const connection: Connection = {
+    socket,
+    parser: Wire.makeParser(limits),
+    lender: BufferPool.makeLender({ spares: 4, minBytes: 64 * 1024, maxBytes: maxPooledBytes, maxLent: 64 }),
+    waiting: new Map(),
+    outbox: [],
+    connected: false,
+    nextId: 0
+  }
+  let error: Error | undefined
+  socket.on("error", (e) => {
+    error = e
+  })
+  socket.once("connect", () => {
+    connection.connected = true
+    flush(connection)
+  })
+  socket.on("drain", () => flush(connection))
+  socket.on("close", () => lost(connection, "Unavailable", describeClose(error)))
+  socket.on("data", (chunk: Uint8Array) => {
+    const broken = receive(connection, chunk)
+    if (broken === undefined) return
+    socket.destroy()
+    lost(connection, "Protocol", broken)
+  })
+  return connection
 }
 
 /**
@@ -72,8 +221,8 @@ export const make = (options: Options): Effect.Effect<Store.Shape, Store.StoreEr
       })
     }
     const maxFrameBytes = options.maxFrameBytes ?? Server.defaultMaxFrameBytes
-    // Room for the request's envelope besides the packed chunks.
-    const maxBatchBytes = maxFrameBytes - 64 * 1024
+    const maxChunks = options.maxChunksPerFrame ?? Wire.defaultMaxChunksPerFrame
+    const timeoutMillis = Duration.toMillis(options.requestTimeout ?? defaultRequestTimeout)
     const connectOptions = {
       ...("path" in address ? { path: address.path } : { host: address.host ?? "127.0.0.1", port: address.port }),
       noDelay: true,
@@ -89,79 +238,26 @@ export const make = (options: Options): Effect.Effect<Store.Shape, Store.StoreEr
         current = undefined
       })
     )
-
-    /** Fails every waiting request of a connection that is gone, and forgets the connection. */
     const lost = (connection: Connection, reason: "Unavailable" | "Protocol", description: string) => {
       if (current === connection) current = undefined
-      const waiting = [...connection.waiting.values()]
-      connection.waiting.clear()
-      for (const { method, settle } of waiting) settle(new Store.StoreError({ reason, method, description }))
+      failWaiting(connection, reason, description)
     }
-
-    /**
-     * Opens a connection. Requests are written at once: the socket holds
-     * them until it has connected, and a connection that cannot be made
-     * fails them all with `Unavailable`.
-     */
-    const connect = (): Connection => {
-      const socket = Net.createConnection(connectOptions)
-      const connection: Connection = {
-        socket,
-        parser: Wire.makeParser(maxFrameBytes),
-        waiting: new Map(),
-        nextId: 0
-      }
-      let error: Error | undefined
-      socket.on("error", (e) => {
-        error = e
-      })
-      socket.on("close", () =>
-        lost(
-          connection,
-          "Unavailable",
-          closing
-            ? "the client was closed"
-            : `the connection to ${Server.showAddress(address)} was lost: ${error?.message ?? "closed by the server"}`
-        )
-      )
-      socket.on("data", (chunk: Uint8Array) => {
-        let messages: Array<unknown>
-        try {
-          messages = connection.parser.decode(chunk)
-        } catch (e) {
-          socket.destroy()
-          lost(connection, "Protocol", `the server sent bytes that are not frames of this protocol: ${String(e)}`)
-          return
-        }
-        for (const message of messages) {
-          const reply = Wire.toReply(message)
-          if (reply === undefined) {
-            socket.destroy()
-            lost(connection, "Protocol", "the server sent a message that is not a reply")
-            return
-          }
-          connection.parser.release(reply.id)
-          const request = connection.waiting.get(reply.id)
-          // A request whose caller was interrupted has no one waiting.
-          if (request === undefined) continue
-          connection.waiting.delete(reply.id)
-          if (reply._tag === "Done") request.settle(undefined, reply.values)
-          else request.settle(Wire.decodeError(reply.error))
-        }
-      })
-      return connection
-    }
-
+    const describeClose = (error: Error | undefined) =>
+      closing
+        ? "the client was closed"
+        : `the connection to ${Server.showAddress(address)} was lost: ${error?.message ?? "closed by the server"}`
     const connection = (): Connection => {
-      if (current === undefined || current.socket.destroyed) current = connect()
+      if (current === undefined || current.socket.destroyed) {
+        current = connect(connectOptions, { maxFrameBytes, maxChunksPerFrame: maxChunks }, lost, describeClose)
+      }
       return current
     }
 
     /**
      * Sends requests back to back, in one go, so that nothing else this
      * client sends comes between them, and waits for every reply: succeeds
-     * with the values of the last, or fails with the first failure in their
-     * order. A single request's frame comes from the reused buffers.
+     * with their values, joined in order, or fails with the first failure in
+     * their order. A single request's frame comes from the reused buffers.
      */
     const exchange = (
       method: string,
@@ -174,102 +270,139 @@ export const make = (options: Options): Effect.Effect<Store.Shape, Store.StoreEr
         try {
           for (const message of messages) {
             const id = to.nextId++
-            frames.push(to.parser.encode({ ...message, id }, messages.length === 1 ? id : undefined))
+            const allocate = messages.length === 1 ? (size: number) => to.lender.lend(id, size) : undefined
+            frames.push(Wire.encode({ ...message, id }, allocate))
             ids.push(id)
           }
         } catch (cause) {
           resume(Effect.fail(new Store.StoreError({ reason: "BadValue", method, description: String(cause), cause })))
           return
         }
+        const outgoing: Outgoing = { method, ids, frames, sent: false }
         const errors = new Array<Store.StoreError | undefined>(ids.length)
+        const results = new Array<ReadonlyArray<Uint8Array> | undefined>(ids.length)
         let remaining = ids.length
+        let timer: ReturnType<typeof setTimeout> | undefined
         ids.forEach((id, index) => {
           to.waiting.set(id, {
-            method,
+            outgoing,
             settle: (error, values) => {
               errors[index] = error
+              results[index] = values
               if (--remaining > 0) return
+              if (timer !== undefined) clearTimeout(timer)
               const first = errors.find((e) => e !== undefined)
-              resume(first === undefined ? Effect.succeed(values) : Effect.fail(first))
+              resume(first === undefined ? Effect.succeed(joinResults(results)) : Effect.fail(first))
             }
           })
         })
-        for (const frame of frames) to.socket.write(frame)
+        if (Number.isFinite(timeoutMillis)) {
+          timer = setTimeout(() => {
+            const description = `no reply from ${Server.showAddress(address)} within ${timeoutMillis} ms; ${fate(outgoing)}`
+            giveUp(to, outgoing)
+            resume(Effect.fail(unavailable(method, description)))
+          }, timeoutMillis)
+        }
+        send(to, outgoing)
         return Effect.sync(() => {
-          for (const id of ids) to.waiting.delete(id)
+          if (timer !== undefined) clearTimeout(timer)
+          giveUp(to, outgoing)
         })
       })
 
     /** Sends one request and waits for its reply. */
     const request = (method: string, message: Record<string, unknown>) => exchange(method, [message])
 
-    const appendPacked = (paths: ReadonlyArray<Key.Path>, values: ReadonlyArray<Uint8Array>) =>
-      Effect.asVoid(request("append", { _tag: "Append", paths: Wire.joinPaths(paths), values }))
-
     const append = (
       paths: ReadonlyArray<Key.Path>,
       values: ReadonlyArray<Uint8Array>
     ): Effect.Effect<void, Store.StoreError> => {
-      if (Wire.framedBytes(paths, values) <= maxBatchBytes) return appendPacked(paths, values)
-      // Too large for one frame: consecutive slices, each under the limit, in order.
-      const slices: Array<readonly [number, number]> = []
-      let start = 0
-      let size = 0
-      for (let i = 0; i < values.length; i++) {
-        const one = Wire.framedBytes([paths[i]!], [values[i]!])
-        if (one > maxBatchBytes) {
-          return Effect.fail(
-            new Store.StoreError({
-              reason: "BadValue",
-              method: "append",
-              key: paths[i]!,
-              description: `a chunk of ${values[i]!.byteLength} bytes exceeds the frame limit of ${maxFrameBytes} bytes`
-            })
-          )
-        }
-        if (size + one > maxBatchBytes) {
-          slices.push([start, i])
-          start = i
-          size = 0
-        }
-        size += one
+      const parts = appendParts(paths, values, maxFrameBytes, maxChunks)
+      return parts instanceof Store.StoreError ? Effect.fail(parts) : Effect.asVoid(exchange("append", parts))
+    }
+
+    const get = (paths: ReadonlyArray<Key.Path>) => {
+      const messages: Array<Record<string, unknown>> = []
+      for (let from = 0; from < paths.length; from += maxChunks) {
+        const slice = paths.length <= maxChunks ? paths : paths.slice(from, from + maxChunks)
+        messages.push({ _tag: "Get", paths: Wire.joinPaths(slice), count: slice.length })
       }
-      slices.push([start, values.length])
-      // Sent in parts, one frame each, that the server holds until the last
-      // one and then applies as one append (see `Wire.Request`).
-      return Effect.asVoid(
-        exchange(
-          "append",
-          slices.map(([from, to], i) => ({
-            _tag: "Append",
-            paths: Wire.joinPaths(paths.slice(from, to)),
-            values: values.slice(from, to),
-            ...(i < slices.length - 1 ? { more: true } : {})
-          }))
-        )
+      return Effect.flatMap(exchange("get", messages), (values) =>
+        values !== undefined && values.length === paths.length
+          ? Effect.succeed(values)
+          : Effect.fail(
+              new Store.StoreError({
+                reason: "Protocol",
+                method: "get",
+                description: `asked for ${paths.length} values, got ${values?.length ?? "none"}`
+              })
+            )
       )
     }
 
     return yield* Store.make({
       append,
-      get: (paths) =>
-        Effect.flatMap(request("get", { _tag: "Get", paths: Wire.joinPaths(paths), count: paths.length }), (values) =>
-          values !== undefined && values.length === paths.length
-            ? Effect.succeed(values)
-            : Effect.fail(
-                new Store.StoreError({
-                  reason: "Protocol",
-                  method: "get",
-                  description: `asked for ${paths.length} values, got ${values?.length ?? "none"}`
-                })
-              )
-        ),
+      get,
       iset: (path, value) => Effect.asVoid(request("iset", { _tag: "Iset", path, value })),
       delete: (paths) =>
         Effect.asVoid(request("delete", { _tag: "Delete", paths: Wire.joinPaths(paths), count: paths.length })),
       drop: Effect.asVoid(request("drop", { _tag: "Drop" }))
     })
   })
+
+/** The values of several replies, in order (one reply's as they are). */
+const joinResults = (
+  results: ReadonlyArray<ReadonlyArray<Uint8Array> | undefined>
+): ReadonlyArray<Uint8Array> | undefined => {
+  if (results.length === 1) return results[0]
+  const out: Array<Uint8Array> = []
+  for (const values of results) if (values !== undefined) for (const value of values) out.push(value)
+  return out
+}
+
+/**
+ * An append as the requests that carry it: one, or, when it exceeds a frame
+ * (in bytes or chunks), consecutive parts that the server holds until the
+ * last one and then applies as one append (see `Wire.Request`).
+ */
+const appendParts = (
+  paths: ReadonlyArray<Key.Path>,
+  values: ReadonlyArray<Uint8Array>,
+  maxFrameBytes: number,
+  maxChunks: number
+): Array<Record<string, unknown>> | Store.StoreError => {
+  const maxBatchBytes = maxFrameBytes - Wire.envelopeHeadroomBytes
+  if (values.length <= maxChunks && Wire.framedBytes(paths, values) <= maxBatchBytes) {
+    return [{ _tag: "Append", paths: Wire.joinPaths(paths), values }]
+  }
+  const slices: Array<readonly [number, number]> = []
+  let start = 0
+  let size = 0
+  for (let i = 0; i < values.length; i++) {
+    const one = Wire.framedBytes([paths[i]!], [values[i]!])
+    if (one > maxBatchBytes) {
+      return new Store.StoreError({
+        reason: "BadValue",
+        method: "append",
+        key: paths[i]!,
+        description: `a chunk of ${values[i]!.byteLength} bytes exceeds the frame limit of ${maxFrameBytes} bytes`
+      })
+    }
+    if (size + one > maxBatchBytes || i - start >= maxChunks) {
+      slices.push([start, i])
+      start = i
+      size = 0
+    }
+    size += one
+  }
+  slices.push([start, values.length])
+  return slices.map(([from, to], i) => ({
+    _tag: "Append",
+    paths: Wire.joinPaths(paths.slice(from, to)),
+    values: values.slice(from, to),
+    ...(i < slices.length - 1 ? { more: true } : {})
+  }))
+}
 
 /**
  * A `Store` served by the server at `options.address`.

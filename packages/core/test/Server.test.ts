@@ -144,7 +144,7 @@ const rawRequests = (address: Server.Address, messages: ReadonlyArray<object>) =
             resolve(replies)
           }
         })
-        socket.write(globalThis.Buffer.concat(messages.map((m) => parser.encode(m))))
+        socket.write(globalThis.Buffer.concat(messages.map((m) => Wire.encode(m))))
       })
   )
 
@@ -395,8 +395,7 @@ describe("Client and Server", () => {
   it.live("a message without a request number closes that connection", () =>
     Effect.gen(function* () {
       const address = yield* startServer({ path: socketPath() })
-      const parser = Wire.makeParser()
-      const outcome = yield* rawSession(address, [parser.encode({ _tag: "Drop" })])
+      const outcome = yield* rawSession(address, [Wire.encode({ _tag: "Drop" })])
       expect(outcome).toBe("closed by server")
     })
   )
@@ -505,7 +504,8 @@ describe("Client and Server", () => {
 
   it.live("parts of an append that never see their last part, or that exceed maxAppendBytes, leave nothing", () =>
     Effect.gen(function* () {
-      const address = yield* startServer({ path: socketPath() }, { maxAppendBytes: 1000 })
+      // Each part of one 400-byte chunk holds 400 + Wire.chunkOverheadBytes (128) = 528 bytes: two fit, three do not.
+      const address = yield* startServer({ path: socketPath() }, { maxAppendBytes: 1500 })
       const part = (id: number, key: string, more: boolean) => ({
         _tag: "Append",
         id,
@@ -513,17 +513,16 @@ describe("Client and Server", () => {
         values: [new Uint8Array(400).fill(id)],
         ...(more ? { more: true } : {})
       })
-      const parser = Wire.makeParser()
       // A client that vanishes after two parts.
       const vanished = yield* rawSession(
         address,
-        [parser.encode(part(1, "gone", true)), parser.encode(part(2, "gone", true))],
+        [Wire.encode(part(1, "gone", true)), Wire.encode(part(2, "gone", true))],
         {
           destroy: true
         }
       )
       expect(vanished).toBe("destroyed")
-      // Three parts of 400 bytes exceed 1000: the third and the last fail, nothing lands.
+      // Three parts exceed 1500: the third and the last fail, nothing lands.
       const tooBig = yield* rawRequests(address, [
         part(1, "big", true),
         part(2, "big", true),

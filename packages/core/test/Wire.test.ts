@@ -34,8 +34,7 @@ describe("Wire framing", () => {
   it("decodes frames cut anywhere (across socket reads) into the messages sent", () => {
     fc.assert(
       fc.property(fc.array(requestArb, { minLength: 1, maxLength: 6 }), fc.array(fc.nat()), (messages, points) => {
-        const sender = Wire.makeParser()
-        const stream = globalThis.Buffer.concat(messages.map((m) => sender.encode(m)))
+        const stream = globalThis.Buffer.concat(messages.map((m) => Wire.encode(m)))
         const receiver = Wire.makeParser()
         const decoded = cut(stream, points).flatMap((piece) => receiver.decode(piece))
         expect(decoded.map(plain)).toEqual(messages.map(plain))
@@ -46,9 +45,8 @@ describe("Wire framing", () => {
   })
 
   it("hands out chunks within one read as views of it, and chunks across two reads as copies", () => {
-    const sender = Wire.makeParser()
     const values = Array.from({ length: 50 }, (_, i) => new Uint8Array(1500).fill(i))
-    const stream = sender.encode({ _tag: "Append", id: 1, paths: "k", values })
+    const stream = Wire.encode({ _tag: "Append", id: 1, paths: "k", values })
     const receiver = Wire.makeParser()
     // The chunks are the frame's last 50 × 1500 bytes: chunk i starts at end - (50 - i) × 1500.
     const end = stream.byteLength
@@ -71,7 +69,7 @@ describe("Wire framing", () => {
   it("rejects input it cannot take with a FrameError, whatever the bytes", () => {
     fc.assert(
       fc.property(fc.uint8Array({ minLength: 1, maxLength: 200 }), (bytes) => {
-        const parser = Wire.makeParser(1024)
+        const parser = Wire.makeParser({ maxFrameBytes: 1024 })
         try {
           for (const message of parser.decode(bytes)) Wire.toRequest(message)
         } catch (error) {
@@ -90,9 +88,8 @@ describe("Wire framing", () => {
       description: "disk full",
       cause: new Error("ENOSPC")
     })
-    const server = Wire.makeParser()
     const client = Wire.makeParser()
-    const [reply] = client.decode(server.encode({ _tag: "Failed", id: 7, error: Wire.encodeError(sent) }))
+    const [reply] = client.decode(Wire.encode({ _tag: "Failed", id: 7, error: Wire.encodeError(sent) }))
     const read = Wire.toReply(reply)
     expect(read?._tag).toBe("Failed")
     const received = read?._tag === "Failed" ? Wire.decodeError(read.error) : undefined

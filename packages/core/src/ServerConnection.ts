@@ -1,0 +1,237 @@
+/**
+ * ServerConnection: one client's connection to a `Server`, from the bytes it
+ * sends to the replies it reads.
+ *
+ * Requests are applied one at a time, in the order they arrived, so that a
+ * client's appends land in its own order even when it does not wait for
+ * their replies (see `Pipelined`); each runs as a fiber of the server's
+ * scope. A request is applied only once it has been received whole, so a
+ * client that vanishes mid-request leaves nothing half-written.
+ *
+ * What a connection makes the server hold is bounded in bytes, so that one
+ * client can neither exhaust the server's memory nor starve the others:
+ *
+ * - requests received and not yet applied: once they hold `maxQueuedBytes`
+ *   (their frames, plus `Wire.chunkOverheadBytes` per chunk and
+ *   {@link messageOverheadBytes} per message), the connection is not read
+ *   until they are down to half;
+ * - replies the client has not read yet: once more than `maxUnreadBytes`
+ *   wait in the socket, no further request is applied until the client has
+ *   read them;
+ * - the frame being received (at most `maxFrameBytes`), and an append sent
+ *   in parts (at most `maxAppendBytes`, see `ServerAppend`).
+ *
+ * Input that breaks the protocol (a frame over a limit, bytes that do not
+ * decode) closes this connection only; when the offending frame's request
+ * number could be read, that request is first answered with a `Protocol`
+ * error saying why.
+ *
+ * @since 0.1.0
+ */
+import type * as Net from "node:net"
+import { Cause, Effect, Exit, type Fiber } from "effect"
+import * as ServerAppend from "./ServerAppend.ts"
+import * as ServerRequests from "./ServerRequests.ts"
+import * as Store from "./Store.ts"
+import * as Wire from "./Wire.ts"
+
+/**
+ * What a decoded message costs in memory besides its frame's bytes (its
+ * object and strings), for the accounting of queued requests.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const messageOverheadBytes = 512
+
+/** How long a connection closed for bad input may take to read the error it was sent. */
+const lingerMillis = 2000
+
+/**
+ * The limits each connection is held to.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Limits extends ServerRequests.Limits {
+  readonly maxAppendBytes: number
+  readonly maxQueuedBytes: number
+  readonly maxUnreadBytes: number
+}
+
+/**
+ * What every connection shares: the store's requests, the server's fibers,
+ * its limits and its debug log.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Shared {
+  readonly requests: ServerRequests.Requests
+  readonly run: (work: ServerRequests.Work) => Fiber.Fiber<ReadonlyArray<Uint8Array> | undefined, Store.StoreError>
+  readonly limits: Limits
+  readonly logDebug: (message: string, cause: unknown) => void
+}
+
+/** Received requests waiting to be applied, with what each holds in memory. */
+class Queue {
+  private messages: Array<unknown> = []
+  private costs: Array<number> = []
+  private head = 0
+  bytes = 0
+
+  get size(): number {
+    return this.messages.length - this.head
+  }
+
+  push(message: unknown, cost: number): void {
+    this.messages.push(message)
+    this.costs.push(cost)
+    this.bytes += cost
+  }
+
+  shift(): unknown {
+    const message = this.messages[this.head]
+    this.bytes -= this.costs[this.head]!
+    this.messages[this.head++] = undefined
+    if (this.head === this.messages.length) {
+      this.messages.length = 0
+      this.costs.length = 0
+      this.head = 0
+    }
+    return message
+  }
+}
+
+const protocolError = (description: string) =>
+  new Store.StoreError({ reason: "Protocol", method: "request", description })
+
+/**
+ * Serves one connection until it closes.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const serve = (socket: Net.Socket, shared: Shared): void => {
+  const { limits, logDebug } = shared
+  const parser = Wire.makeParser({ maxFrameBytes: limits.maxFrameBytes, maxChunksPerFrame: limits.maxChunksPerFrame })
+  const appends = ServerAppend.make(shared.requests, limits.maxAppendBytes)
+  const queue = new Queue()
+  let busy = false
+  let paused = false
+  let waitingForReader = false
+  let closing = false
+  const onRead = () => {
+    waitingForReader = false
+    pump()
+  }
+
+  // A client that resets its connection (a process that died, a connection
+  // closed for bad input) is routine for a server, not an error to log.
+  socket.on("error", (error) => logDebug("a connection ended with an error", error))
+
+  /** Closes this connection over something it sent (or a reply that failed); the others carry on. */
+  const hangUp = (why: string, error: unknown): void => {
+    logDebug(why, error)
+    closing = true
+    socket.destroy()
+  }
+
+  /** Closes this connection over a frame it sent, answering the frame's request first when it can. */
+  const refuse = (error: unknown): void => {
+    if (!(error instanceof Wire.FrameError) || error.id === undefined) {
+      hangUp("a connection sent bytes that are not frames of this protocol", error)
+      return
+    }
+    logDebug("a connection sent a frame over a limit", error)
+    closing = true
+    socket.pause()
+    const failed = protocolError(`${error.message}; the server closed the connection`)
+    socket.end(Wire.encode({ _tag: "Failed", id: error.id, error: Wire.encodeError(failed) }))
+    setTimeout(() => socket.destroy(), lingerMillis).unref()
+  }
+
+  const reply = (message: Wire.Reply): void => {
+    if (closing || socket.destroyed) return
+    let frame: Uint8Array
+    try {
+      frame = Wire.encode(message)
+    } catch (error) {
+      hangUp("a reply could not be encoded", error)
+      return
+    }
+    // Past the limit, no request is applied until the client has read this reply.
+    if (socket.writableLength + frame.byteLength > limits.maxUnreadBytes) {
+      waitingForReader = true
+      socket.write(frame, onRead)
+    } else {
+      socket.write(frame)
+    }
+  }
+
+  /** What a request does: the work to run, or a reply at once. */
+  const workOf = (request: Wire.Request): ServerRequests.Work | Wire.Reply => {
+    if (request._tag === "Append") return appends.append(request)
+    return appends.interrupting(request.id) ?? shared.requests.handle(request)
+  }
+
+  const runOne = (work: ServerRequests.Work, id: number, method: string): void => {
+    busy = true
+    let synchronous = true
+    shared.run(work).addObserver((exit) => {
+      busy = false
+      if (Exit.isSuccess(exit)) {
+        reply(exit.value === undefined ? { _tag: "Done", id } : { _tag: "Done", id, values: exit.value })
+      } else if (!Cause.hasInterruptsOnly(exit.cause)) {
+        const error = ServerRequests.failedUnexpectedly(method.toLowerCase(), exit.cause)
+        reply({ _tag: "Failed", id, error: Wire.encodeError(error) })
+      }
+      // A request that completed at once is followed by the loop in `pump`.
+      if (!synchronous) pump()
+    })
+    synchronous = false
+  }
+
+  /** Applies waiting requests, one at a time, in order. */
+  const pump = (): void => {
+    while (!busy && !waitingForReader && queue.size > 0 && !closing && !socket.destroyed) {
+      const message = queue.shift()
+      if (paused && queue.bytes <= limits.maxQueuedBytes / 2) {
+        paused = false
+        socket.resume()
+      }
+      let request: ReturnType<typeof Wire.toRequest>
+      try {
+        request = Wire.toRequest(message)
+      } catch (error) {
+        hangUp("a connection sent a message that is not a request", error)
+        return
+      }
+      if (!("_tag" in request)) {
+        reply({ _tag: "Failed", id: request.id, error: Wire.encodeError(request.error) })
+        continue
+      }
+      const work = workOf(request)
+      if (Effect.isEffect(work)) runOne(work, request.id, request._tag)
+      else reply(work)
+    }
+  }
+
+  socket.on("data", (chunk: Uint8Array) => {
+    if (closing) return
+    const costs: Array<number> = []
+    let messages: Array<unknown>
+    try {
+      messages = parser.decode(chunk, costs)
+    } catch (error) {
+      refuse(error)
+      return
+    }
+    for (let i = 0; i < messages.length; i++) queue.push(messages[i], costs[i]! + messageOverheadBytes)
+    if (!paused && queue.bytes >= limits.maxQueuedBytes) {
+      paused = true
+      socket.pause()
+    }
+    pump()
+  })
+}
