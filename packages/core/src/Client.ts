@@ -253,62 +253,8 @@ export const make = (options: Options): Effect.Effect<Store.Shape, Store.StoreEr
       return current
     }
 
-    /**
-     * Sends requests back to back, in one go, so that nothing else this
-     * client sends comes between them, and waits for every reply: succeeds
-     * with their values, joined in order, or fails with the first failure in
-     * their order. A single request's frame comes from the reused buffers.
-     */
-    const exchange = (
-      method: string,
-      messages: ReadonlyArray<Record<string, unknown>>
-    ): Effect.Effect<ReadonlyArray<Uint8Array> | undefined, Store.StoreError> =>
-      Effect.callback((resume) => {
-        const to = connection()
-        const frames: Array<Uint8Array> = []
-        const ids: Array<number> = []
-        try {
-          for (const message of messages) {
-            const id = to.nextId++
-            const allocate = messages.length === 1 ? (size: number) => to.lender.lend(id, size) : undefined
-            frames.push(Wire.encode({ ...message, id }, allocate))
-            ids.push(id)
-          }
-        } catch (cause) {
-          resume(Effect.fail(new Store.StoreError({ reason: "BadValue", method, description: String(cause), cause })))
-          return
-        }
-        const outgoing: Outgoing = { method, ids, frames, sent: false }
-        const errors = new Array<Store.StoreError | undefined>(ids.length)
-        const results = new Array<ReadonlyArray<Uint8Array> | undefined>(ids.length)
-        let remaining = ids.length
-        let timer: ReturnType<typeof setTimeout> | undefined
-        ids.forEach((id, index) => {
-          to.waiting.set(id, {
-            outgoing,
-            settle: (error, values) => {
-              errors[index] = error
-              results[index] = values
-              if (--remaining > 0) return
-              if (timer !== undefined) clearTimeout(timer)
-              const first = errors.find((e) => e !== undefined)
-              resume(first === undefined ? Effect.succeed(joinResults(results)) : Effect.fail(first))
-            }
-          })
-        })
-        if (Number.isFinite(timeoutMillis)) {
-          timer = setTimeout(() => {
-            const description = `no reply from ${Server.showAddress(address)} within ${timeoutMillis} ms; ${fate(outgoing)}`
-            giveUp(to, outgoing)
-            resume(Effect.fail(unavailable(method, description)))
-          }, timeoutMillis)
-        }
-        send(to, outgoing)
-        return Effect.sync(() => {
-          if (timer !== undefined) clearTimeout(timer)
-          giveUp(to, outgoing)
-        })
-      })
+    const exchange = (method: string, messages: ReadonlyArray<Record<string, unknown>>) =>
+      exchangeOn(connection(), method, messages, timeoutMillis, address)
 
     /** Sends one request and waits for its reply. */
     const request = (method: string, message: Record<string, unknown>) => exchange(method, [message])
@@ -321,13 +267,8 @@ export const make = (options: Options): Effect.Effect<Store.Shape, Store.StoreEr
       return parts instanceof Store.StoreError ? Effect.fail(parts) : Effect.asVoid(exchange("append", parts))
     }
 
-    const get = (paths: ReadonlyArray<Key.Path>) => {
-      const messages: Array<Record<string, unknown>> = []
-      for (let from = 0; from < paths.length; from += maxChunks) {
-        const slice = paths.length <= maxChunks ? paths : paths.slice(from, from + maxChunks)
-        messages.push({ _tag: "Get", paths: Wire.joinPaths(slice), count: slice.length })
-      }
-      return Effect.flatMap(exchange("get", messages), (values) =>
+    const get = (paths: ReadonlyArray<Key.Path>) =>
+      Effect.flatMap(exchange("get", getRequests(paths, maxChunks)), (values) =>
         values !== undefined && values.length === paths.length
           ? Effect.succeed(values)
           : Effect.fail(
@@ -338,7 +279,6 @@ export const make = (options: Options): Effect.Effect<Store.Shape, Store.StoreEr
               })
             )
       )
-    }
 
     return yield* Store.make({
       append,
@@ -349,6 +289,75 @@ export const make = (options: Options): Effect.Effect<Store.Shape, Store.StoreEr
       drop: Effect.asVoid(request("drop", { _tag: "Drop" }))
     })
   })
+
+/**
+ * Sends requests back to back, in one go, so that nothing else this
+ * client sends comes between them, and waits for every reply: succeeds
+ * with their values, joined in order, or fails with the first failure in
+ * their order. A single request's frame comes from the reused buffers.
+ */
+const exchangeOn = (
+  to: Connection,
+  method: string,
+  messages: ReadonlyArray<Record<string, unknown>>,
+  timeoutMillis: number,
+  address: Server.Address
+): Effect.Effect<ReadonlyArray<Uint8Array> | undefined, Store.StoreError> =>
+  Effect.callback((resume) => {
+    const frames: Array<Uint8Array> = []
+    const ids: Array<number> = []
+    try {
+      for (const message of messages) {
+        const id = to.nextId++
+        const allocate = messages.length === 1 ? (size: number) => to.lender.lend(id, size) : undefined
+        frames.push(Wire.encode({ ...message, id }, allocate))
+        ids.push(id)
+      }
+    } catch (cause) {
+      resume(Effect.fail(new Store.StoreError({ reason: "BadValue", method, description: String(cause), cause })))
+      return
+    }
+    const outgoing: Outgoing = { method, ids, frames, sent: false }
+    const errors = new Array<Store.StoreError | undefined>(ids.length)
+    const results = new Array<ReadonlyArray<Uint8Array> | undefined>(ids.length)
+    let remaining = ids.length
+    let timer: ReturnType<typeof setTimeout> | undefined
+    ids.forEach((id, index) => {
+      to.waiting.set(id, {
+        outgoing,
+        settle: (error, values) => {
+          errors[index] = error
+          results[index] = values
+          if (--remaining > 0) return
+          if (timer !== undefined) clearTimeout(timer)
+          const first = errors.find((e) => e !== undefined)
+          resume(first === undefined ? Effect.succeed(joinResults(results)) : Effect.fail(first))
+        }
+      })
+    })
+    if (Number.isFinite(timeoutMillis)) {
+      timer = setTimeout(() => {
+        const description = `no reply from ${Server.showAddress(address)} within ${timeoutMillis} ms; ${fate(outgoing)}`
+        giveUp(to, outgoing)
+        resume(Effect.fail(unavailable(method, description)))
+      }, timeoutMillis)
+    }
+    send(to, outgoing)
+    return Effect.sync(() => {
+      if (timer !== undefined) clearTimeout(timer)
+      giveUp(to, outgoing)
+    })
+  })
+
+/** A get as the requests that carry it: one per `maxChunks` keys. */
+const getRequests = (paths: ReadonlyArray<Key.Path>, maxChunks: number): Array<Record<string, unknown>> => {
+  const messages: Array<Record<string, unknown>> = []
+  for (let from = 0; from < paths.length || from === 0; from += maxChunks) {
+    const slice = paths.length <= maxChunks ? paths : paths.slice(from, from + maxChunks)
+    messages.push({ _tag: "Get", paths: Wire.joinPaths(slice), count: slice.length })
+  }
+  return messages
+}
 
 /** The values of several replies, in order (one reply's as they are). */
 const joinResults = (

@@ -78,26 +78,6 @@ export const frame = (payload: Uint8Array): Uint8Array => {
 }
 
 /**
- * Several payloads framed one after the other into one array: what a value
- * holds after appending each of them in turn.
- *
- * @since 0.1.0
- * @category encoding
- */
-export const frameAll = (payloads: ReadonlyArray<Uint8Array>): Uint8Array => {
-  let total = 0
-  for (const payload of payloads) total += HEADER_BYTES + payload.byteLength
-  const out = new Uint8Array(total)
-  let offset = 0
-  for (const payload of payloads) {
-    writeHeader(out, offset, payload.byteLength)
-    out.set(payload, offset + HEADER_BYTES)
-    offset += HEADER_BYTES + payload.byteLength
-  }
-  return out
-}
-
-/**
  * A torn trailing frame: where it starts, what its header promised (when the
  * header itself is complete) and how many bytes follow its start.
  *

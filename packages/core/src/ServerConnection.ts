@@ -103,8 +103,21 @@ class Queue {
   }
 }
 
-const protocolError = (description: string) =>
-  new Store.StoreError({ reason: "Protocol", method: "request", description })
+/**
+ * Answers request `id` with a `Protocol` error and closes the connection,
+ * reading nothing more from it; a client that does not read the answer is
+ * cut off after `lingerMillis`.
+ */
+const answerAndClose = (socket: Net.Socket, id: number, why: string): void => {
+  socket.pause()
+  const error = new Store.StoreError({
+    reason: "Protocol",
+    method: "request",
+    description: `${why}; the server closed the connection`
+  })
+  socket.end(Wire.encode({ _tag: "Failed", id, error: Wire.encodeError(error) }))
+  setTimeout(() => socket.destroy(), lingerMillis).unref()
+}
 
 /**
  * Serves one connection until it closes.
@@ -139,16 +152,13 @@ export const serve = (socket: Net.Socket, shared: Shared): void => {
 
   /** Closes this connection over a frame it sent, answering the frame's request first when it can. */
   const refuse = (error: unknown): void => {
-    if (!(error instanceof Wire.FrameError) || error.id === undefined) {
-      hangUp("a connection sent bytes that are not frames of this protocol", error)
-      return
-    }
-    logDebug("a connection sent a frame over a limit", error)
     closing = true
-    socket.pause()
-    const failed = protocolError(`${error.message}; the server closed the connection`)
-    socket.end(Wire.encode({ _tag: "Failed", id: error.id, error: Wire.encodeError(failed) }))
-    setTimeout(() => socket.destroy(), lingerMillis).unref()
+    if (error instanceof Wire.FrameError && error.id !== undefined) {
+      logDebug("a connection sent a frame it may not send", error)
+      answerAndClose(socket, error.id, error.message)
+    } else {
+      hangUp("a connection sent bytes that are not frames of this protocol", error)
+    }
   }
 
   const reply = (message: Wire.Reply): void => {

@@ -60,17 +60,14 @@ const bytes = (s: string): Uint8Array => new TextEncoder().encode(s)
 const text = (u: Uint8Array): string => new TextDecoder().decode(u)
 
 /** Starts a server over a fresh Dict in the test's scope; returns where it listens. */
-const startServer = (
-  address: Server.Address,
-  options: { readonly maxFrameBytes?: number; readonly maxAppendBytes?: number } = {}
-) =>
+const startServer = (address: Server.Address, options: Omit<Server.Options, "address"> = {}) =>
   Effect.map(
     Layer.build(Server.layer({ address, ...options }).pipe(Layer.provide(Layer.fresh(Dict.layer)))),
     (context) => Context.get(context, Server.Server).address
   )
 
 /** A client store in a scope of its own, closed with `close`. */
-const openClient = (address: Server.Address, options: { readonly maxFrameBytes?: number } = {}) =>
+const openClient = (address: Server.Address, options: Omit<Client.Options, "address"> = {}) =>
   Effect.gen(function* () {
     const scope = yield* Scope.make()
     const store = yield* Client.make({ address, ...options }).pipe(Scope.provide(scope))
@@ -560,4 +557,42 @@ describe("Client and Server", () => {
     expect(Server.parseAddress("localhost:99999")).toBeUndefined()
     expect(Server.parseAddress("nonsense")).toBeUndefined()
   })
+
+  it.live("appends go through the served store's own checks: a closed store fails them with Closed", () =>
+    Effect.gen(function* () {
+      const storeScope = yield* Scope.make()
+      const closed = yield* Dict.make.pipe(Scope.provide(storeScope))
+      yield* Scope.close(storeScope, Exit.void)
+      const info = yield* Server.make(closed, { address: { path: socketPath() } })
+      const { store, close } = yield* openClient(info.address)
+      const appended = yield* Effect.exit(store.append({ a: bytes("x") }))
+      const got = yield* Effect.exit(store.get(["a"]))
+      yield* close
+      expect(String(appended)).toContain("Closed")
+      expect(String(got)).toContain("Closed")
+    })
+  )
+
+  it.live(
+    "maxChunksPerFrame: a client that knows it splits; a frame over it gets a Protocol error and a new connection",
+    () =>
+      Effect.gen(function* () {
+        const address = yield* startServer({ path: socketPath() }, { maxChunksPerFrame: 100 })
+        const keys = Array.from({ length: 350 }, (_, i) => `c${i}`)
+        // Told the bound: appends go in parts (one append still), gets in several requests.
+        const { store, close } = yield* openClient(address, { maxChunksPerFrame: 100 })
+        yield* store.append(keys.map((key, i) => [key, pattern(10, i)] as const))
+        const values = yield* store.get(keys)
+        expect(values.map((v, i) => globalThis.Buffer.from(v).equals(pattern(10, i)))).toEqual(keys.map(() => true))
+        yield* close
+        // Not told: the server refuses the frame with a typed error, and the client carries on on a new connection.
+        const other = yield* openClient(address)
+        const refused = yield* Effect.exit(other.store.append(keys.map((key) => [key, bytes("!")] as const)))
+        expect(String(refused)).toContain("Protocol")
+        expect(String(refused)).toContain("exceeds the limit of 100")
+        yield* other.store.append({ c0: bytes("+") }).pipe(Effect.retry({ times: 5, schedule: Schedule.spaced(50) }))
+        expect((yield* other.store.get(["c0"]))[0]!.byteLength).toBe(11)
+        yield* other.close
+      })
+  )
 })

@@ -98,4 +98,56 @@ describe("Wire framing", () => {
     expect(String(received?.cause)).toContain("ENOSPC")
     expect(Wire.decodeError({ nonsense: true })).toMatchObject({ reason: "Protocol" })
   })
+
+  it("refuses a frame with more chunks than its bound, naming the request, before it builds them", () => {
+    const frame = Wire.encode({
+      _tag: "Append",
+      id: 42,
+      paths: "k",
+      values: Array.from({ length: 6 }, () => new Uint8Array(1))
+    })
+    const error = (() => {
+      try {
+        Wire.makeParser({ maxChunksPerFrame: 5 }).decode(frame)
+      } catch (e) {
+        return e
+      }
+    })()
+    expect(error).toBeInstanceOf(Wire.FrameError)
+    expect(error).toMatchObject({ id: 42 })
+    expect(String(error)).toContain("exceeds the limit of 5")
+    expect(Wire.makeParser({ maxChunksPerFrame: 6 }).decode(frame)).toHaveLength(1)
+  })
+
+  it("refuses a chunk table whose lengths add up to more than the frame holds", () => {
+    const frame = Wire.encode({
+      _tag: "Append",
+      id: 3,
+      paths: "a\u0000b",
+      values: [new Uint8Array(10), new Uint8Array(10)]
+    })
+    // The table sits right before the chunks' 20 bytes: make its first length lie.
+    new DataView(frame.buffer, frame.byteOffset).setUint32(frame.byteLength - 20 - 8, 1_000_000, true)
+    expect(() => Wire.makeParser().decode(frame)).toThrow(/exceeds the frame/)
+  })
+
+  it("refuses an envelope of many small items (a million empty maps would be a million objects)", () => {
+    const junk = Array.from({ length: 100_000 }, () => ({}))
+    const frame = Wire.encode({ _tag: "Drop", id: 1, junk })
+    expect(() => Wire.makeParser().decode(frame)).toThrow(Wire.FrameError)
+    // A request of ordinary size passes.
+    expect(Wire.makeParser().decode(Wire.encode({ _tag: "Drop", id: 1, junk: junk.slice(0, 100) }))).toHaveLength(1)
+  })
+
+  it("reports what each decoded message holds: its frame, and the overhead of each chunk", () => {
+    const frame = Wire.encode({
+      _tag: "Append",
+      id: 1,
+      paths: "a\u0000b",
+      values: [new Uint8Array(100), new Uint8Array(0)]
+    })
+    const costs: Array<number> = []
+    Wire.makeParser().decode(frame, costs)
+    expect(costs).toEqual([frame.byteLength + 2 * Wire.chunkOverheadBytes])
+  })
 })
