@@ -21,7 +21,7 @@ import * as nodePath from "node:path"
 import { fileURLToPath } from "node:url"
 import { describe, expect, it } from "@effect/vitest"
 import { Client, type Server, type Store, Wire } from "@partd/core"
-import { Effect, Exit, Schedule, Scope } from "effect"
+import { Effect, Exit, Fiber, Schedule, Scope } from "effect"
 
 const here = nodePath.dirname(fileURLToPath(import.meta.url))
 const serverFixture = nodePath.join(here, "fixtures", "server.ts")
@@ -393,6 +393,10 @@ describe("Client: bounded waits, no ghost writes", () => {
           { concurrency: "unbounded" }
         )
         const waited = Date.now() - startedAt
+        // A call behind the large one whose caller is interrupted is taken back too.
+        const interrupted = yield* Effect.forkChild(store.append({ ghost: bytes("three") }))
+        yield* Effect.sleep(50)
+        yield* Fiber.interrupt(interrupted)
         for (const exit of [small, large, ...behind]) expect(descriptionOf(exit)).toContain("Unavailable")
         expect(descriptionOf(small)).toContain("may have been applied")
         expect(descriptionOf(large)).toContain("may have been applied")
