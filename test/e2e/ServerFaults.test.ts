@@ -348,13 +348,15 @@ describe("a fuzz of the server with frames crafted to amplify", () => {
 
         expect(alive(child)).toBe(true)
         expect(served.value).toBe(Array.from({ length: served.rounds }, (_, r) => `${r};`).join(""))
-        expect(served.rounds).toBeGreaterThan(50)
+        expect(served.rounds).toBeGreaterThan(10)
         // Per connection at most a frame being received, the queue (plus the frame that
         // crossed its limit), the unread replies (plus one) and an append's parts:
         // 4 + 8 + 4 + 2 + 4 + 8 = 30 MiB, for 6 hostile connections at once.
         const bound = baseline + concurrent * 30 * MiB
-        expect(peak).toBeLessThan(bound)
-        expect(memoryOf(child.pid!, "VmHWM")).toBeLessThan(bound)
+        const peakHWM = memoryOf(child.pid!, "VmHWM")
+        const figures = `baseline ${(baseline / MiB).toFixed(0)} MiB, peak ${(Math.max(peak, peakHWM) / MiB).toFixed(0)} MiB`
+        expect(peak, figures).toBeLessThan(bound)
+        expect(peakHWM, figures).toBeLessThan(bound)
       }),
     90_000
   )
@@ -372,13 +374,13 @@ describe("Client: bounded waits, no ghost writes", () => {
           /listening on/
         )
         const address = `unix:${path}`
-        const { store, close } = yield* openClient(address, { requestTimeout: "400 millis" })
+        const { store, close } = yield* openClient(address, { requestTimeout: "1 second" })
         yield* store.append({ before: bytes("ok") })
 
         child.kill("SIGSTOP")
         // A guard, so that a client without a timeout fails this test instead of hanging it.
         const guarded = <A>(effect: Effect.Effect<A, Store.StoreError>) =>
-          Effect.exit(Effect.timeout(effect, "3 seconds"))
+          Effect.exit(Effect.timeout(effect, "6 seconds"))
         const descriptionOf = (exit: Exit.Exit<unknown, unknown>) => (Exit.isFailure(exit) ? String(exit.cause) : "")
         // A small append fits the socket's buffer: it is sent, and may be applied.
         const small = yield* guarded(store.append({ sent: bytes("small") }))
@@ -401,7 +403,8 @@ describe("Client: bounded waits, no ghost writes", () => {
         expect(descriptionOf(small)).toContain("may have been applied")
         expect(descriptionOf(large)).toContain("may have been applied")
         for (const exit of behind) expect(descriptionOf(exit)).toContain("not sent")
-        expect(waited).toBeLessThan(2000)
+        // Within the timeout, not the guard.
+        expect(waited).toBeLessThan(5000)
 
         child.kill("SIGCONT")
         // The same client carries on; what was sent was applied, what was not sent never is.
