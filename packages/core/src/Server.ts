@@ -155,13 +155,8 @@ export const defaultMaxUnreadBytes = 8 * 1024 * 1024
  */
 export const socketHighWaterMark = ServerListen.socketHighWaterMark
 
-/**
- * The limits of a server's options, defaults filled in.
- *
- * @since 0.1.0
- * @category models
- */
-export const limitsOf = (options: Omit<Options, "address">): ServerConnection.Limits => ({
+/** The limits of a server's options, defaults filled in. */
+const limitsOf = (options: Omit<Options, "address">): ServerConnection.Limits => ({
   maxFrameBytes: options.maxFrameBytes ?? defaultMaxFrameBytes,
   maxChunksPerFrame: options.maxChunksPerFrame ?? Wire.defaultMaxChunksPerFrame,
   maxAppendBytes: options.maxAppendBytes ?? Wire.defaultMaxAppendBytes,
