@@ -333,6 +333,55 @@ describe("Server safety", () => {
   )
 })
 
+describe("Server limits per connection, in bytes", () => {
+  it.live(
+    "a client that sends far more than the server applies makes it hold at most maxQueuedBytes of its requests",
+    () =>
+      Effect.gen(function* () {
+        const maxQueuedBytes = 4 * 1024 * 1024
+        const address = yield* startServer({ path: socketPath() }, { maxQueuedBytes, maxUnreadBytes: 1024 * 1024 })
+        const { store, close } = yield* openClient(address)
+        yield* store.append({ big: new Uint8Array(2 * 1024 * 1024) })
+        // Gets whose 2 MiB replies it never reads (more than the kernel's socket buffers take), then
+        // 40 appends of 1 MiB: far more bytes than requests (the server's earlier limit was 64 requests).
+        const frames = [
+          ...Array.from({ length: 10 }, (_, i) => Wire.encode({ _tag: "Get", id: i, paths: "big", count: 1 })),
+          ...Array.from({ length: 40 }, (_, i) =>
+            Wire.encode({ _tag: "Append", id: 10 + i, paths: "flood", values: [new Uint8Array(1024 * 1024)] })
+          )
+        ]
+        const written = frames.reduce((n, f) => n + f.byteLength, 0)
+        const accepted = yield* Effect.promise(
+          () =>
+            new Promise<number>((resolve) => {
+              const socket = net.createConnection(connectOptions(address))
+              socket.on("error", () => {})
+              socket.pause()
+              for (const frame of frames) socket.write(frame)
+              // What left this process (read by the server, or in the kernel's socket buffers), once
+              // it stops growing: the server has stopped reading.
+              let last = -1
+              let steady = 0
+              const timer = setInterval(() => {
+                const out = written - socket.writableLength
+                steady = out === last ? steady + 1 : 0
+                last = out
+                if (steady < 5 && out < written) return
+                clearInterval(timer)
+                socket.destroy()
+                resolve(out)
+              }, 200)
+            })
+        )
+        // The queue's limit, the frame that crossed it and the one being received, and the kernel's buffers.
+        expect(accepted).toBeLessThan(maxQueuedBytes + 2 * 1024 * 1024 + 2 * 1024 * 1024)
+        // The connection did not stop the server: another client is served.
+        expect((yield* store.get(["big"]))[0]!.byteLength).toBe(2 * 1024 * 1024)
+        yield* close
+      })
+  )
+})
+
 describe("Client and Server", () => {
   it.live("errors raised by the served store reach the client typed", () =>
     Effect.gen(function* () {
