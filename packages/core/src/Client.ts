@@ -8,15 +8,15 @@
  * before anything is sent, and again by the server. A request costs one
  * `Effect.callback` and one frame each way.
  *
- * Waits are bounded and a call given up on is not sent behind its caller's
- * back. A call that gets no reply within `requestTimeout` (default 10 s)
- * fails with reason `Unavailable`, and so does every call waiting when the
- * connection is lost; the connection reopens on the next call. A request is
- * handed to the socket only while the socket is not backed up, so a call
- * given up on (timed out or interrupted) before it was handed over is
- * removed and never sent; its error says "not sent". A call already sent may
- * still be applied by the server; its error says so, and the caller decides
- * whether to retry.
+ * Waits are bounded, and a call given up on is not sent behind its caller's
+ * back. A request is handed to the socket only once it has connected and
+ * while it is not backed up; until then it waits in the client. A call that
+ * gets no reply within `requestTimeout` (default 10 s), or whose connection
+ * is lost, fails with `Unavailable` if it was never handed to the socket (it
+ * was not applied and never will be: safe to retry), and with `Io` if it was
+ * (the server may have applied it, or may yet). A call whose caller is
+ * interrupted is taken back the same way if it was not yet sent. The
+ * connection reopens on the next call.
  *
  * An append whose packed size exceeds the frame limit, or that has more
  * chunks than `maxChunksPerFrame`, is sent in parts, one frame each, back to
@@ -89,12 +89,23 @@ interface Connection {
   nextId: number
 }
 
-const unavailable = (method: string, description: string) =>
-  new Store.StoreError({ reason: "Unavailable", method, description })
-
-/** What a call that failed without a reply may have done. */
-const fate = (outgoing: Outgoing): string =>
-  outgoing.sent ? "the request was sent and may have been applied" : "the request was not sent, so it was not applied"
+/**
+ * The error of a call that got no reply: `Unavailable` when it was never
+ * sent (nothing was applied: safe to retry), `Io` when it was sent (the
+ * server may have applied it, or may yet).
+ */
+const noReply = (outgoing: Outgoing, why: string): Store.StoreError =>
+  outgoing.sent
+    ? new Store.StoreError({
+        reason: "Io",
+        method: outgoing.method,
+        description: `${why}; the request was sent and may have been applied`
+      })
+    : new Store.StoreError({
+        reason: "Unavailable",
+        method: outgoing.method,
+        description: `${why}; the request was not sent, so it was not applied`
+      })
 
 /**
  * Hands calls from the outbox to the socket once it has connected, while it
@@ -129,12 +140,12 @@ const giveUp = (connection: Connection, outgoing: Outgoing): void => {
 }
 
 /** Fails every waiting request of a connection that is gone. */
-const failWaiting = (connection: Connection, reason: "Unavailable" | "Protocol", description: string): void => {
+const failWaiting = (connection: Connection, why: string): void => {
   const waiting = [...connection.waiting.values()]
   connection.waiting.clear()
   connection.outbox.length = 0
   for (const { outgoing, settle } of waiting) {
-    settle(new Store.StoreError({ reason, method: outgoing.method, description: `${description}; ${fate(outgoing)}` }))
+    settle(noReply(outgoing, why))
   }
 }
 
@@ -171,7 +182,7 @@ const maxPooledBytes = 8 * 1024 * 1024
 const connect = (
   connectOptions: Net.NetConnectOpts,
   limits: Wire.Limits,
-  lost: (connection: Connection, reason: "Unavailable" | "Protocol", description: string) => void,
+  lost: (connection: Connection, why: string) => void,
   describeClose: (error: Error | undefined) => string
 ): Connection => {
   const socket = Net.createConnection(connectOptions)
@@ -193,12 +204,12 @@ const connect = (
     flush(connection)
   })
   socket.on("drain", () => flush(connection))
-  socket.on("close", () => lost(connection, "Unavailable", describeClose(error)))
+  socket.on("close", () => lost(connection, describeClose(error)))
   socket.on("data", (chunk: Uint8Array) => {
     const broken = receive(connection, chunk)
     if (broken === undefined) return
     socket.destroy()
-    lost(connection, "Protocol", broken)
+    lost(connection, broken)
   })
   return connection
 }
@@ -238,9 +249,9 @@ export const make = (options: Options): Effect.Effect<Store.Shape, Store.StoreEr
         current = undefined
       })
     )
-    const lost = (connection: Connection, reason: "Unavailable" | "Protocol", description: string) => {
+    const lost = (connection: Connection, why: string) => {
       if (current === connection) current = undefined
-      failWaiting(connection, reason, description)
+      failWaiting(connection, why)
     }
     const describeClose = (error: Error | undefined) =>
       closing
@@ -337,9 +348,9 @@ const exchangeOn = (
     })
     if (Number.isFinite(timeoutMillis)) {
       timer = setTimeout(() => {
-        const description = `no reply from ${Server.showAddress(address)} within ${timeoutMillis} ms; ${fate(outgoing)}`
+        const error = noReply(outgoing, `no reply from ${Server.showAddress(address)} within ${timeoutMillis} ms`)
         giveUp(to, outgoing)
-        resume(Effect.fail(unavailable(method, description)))
+        resume(Effect.fail(error))
       }, timeoutMillis)
     }
     send(to, outgoing)
