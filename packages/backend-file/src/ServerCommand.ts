@@ -47,6 +47,12 @@ export interface Config {
   readonly flushAfterMs?: number | undefined
   readonly maxFrameBytes: number
   readonly maxAppendBytes: number
+  /** The most chunks one request may carry (default `Wire.defaultMaxChunksPerFrame`). */
+  readonly maxChunksPerFrame?: number | undefined
+  /** The request bytes one connection may have waiting before the server stops reading it. */
+  readonly maxQueuedBytes?: number | undefined
+  /** The reply bytes one connection may leave unread before the server stops applying its requests. */
+  readonly maxUnreadBytes?: number | undefined
 }
 
 /**
@@ -124,9 +130,14 @@ export const serve = (config: Config): Effect.Effect<never, Store.StoreError> =>
     }
     return yield* Effect.gen(function* () {
       const context = yield* Layer.build(
-        Server.layer({ address, maxFrameBytes: config.maxFrameBytes, maxAppendBytes: config.maxAppendBytes }).pipe(
-          Layer.provide(storeLayer(config))
-        )
+        Server.layer({
+          address,
+          maxFrameBytes: config.maxFrameBytes,
+          maxAppendBytes: config.maxAppendBytes,
+          maxChunksPerFrame: config.maxChunksPerFrame,
+          maxQueuedBytes: config.maxQueuedBytes,
+          maxUnreadBytes: config.maxUnreadBytes
+        }).pipe(Layer.provide(storeLayer(config)))
       )
       const listening = Server.showAddress(Context.get(context, Server.Server).address)
       yield* Console.log(`partd-server listening on ${listening} (${config.store} store at ${config.dir})`)
@@ -173,6 +184,20 @@ export const command = Command.make(
     maxAppendBytes: Flag.Int("max-append-bytes").pipe(
       Flag.withDescription("the largest append sent in parts (larger than a frame) that is held until its last part"),
       Flag.withDefault(Wire.defaultMaxAppendBytes)
+    ),
+    maxChunksPerFrame: Flag.Int("max-chunks-per-frame").pipe(
+      Flag.withDescription("the most chunks one request may carry"),
+      Flag.withDefault(Wire.defaultMaxChunksPerFrame)
+    ),
+    maxQueuedBytes: Flag.Int("max-queued-bytes").pipe(
+      Flag.withDescription("the request bytes one connection may have waiting before the server stops reading it"),
+      Flag.withDefault(Server.defaultMaxQueuedBytes)
+    ),
+    maxUnreadBytes: Flag.Int("max-unread-bytes").pipe(
+      Flag.withDescription(
+        "the reply bytes one connection may leave unread before the server stops applying its requests"
+      ),
+      Flag.withDefault(Server.defaultMaxUnreadBytes)
     )
   },
   serve

@@ -46,9 +46,9 @@ export interface Options {
   /** The server's address, as given to `Server.layer` or as text (`unix:/path`, `tcp://host:port`). */
   readonly address: Server.Address | string
   /** The largest frame sent or accepted, in bytes (default `Server.defaultMaxFrameBytes`). */
-  readonly maxFrameBytes?: number
+  readonly maxFrameBytes?: number | undefined
   /** The most chunks (or keys) one request may carry; the server's bound (default `Wire.defaultMaxChunksPerFrame`). */
-  readonly maxChunksPerFrame?: number
+  readonly maxChunksPerFrame?: number | undefined
   /**
    * How long a call waits for its reply before it fails with `Unavailable`
    * (default {@link defaultRequestTimeout}; `Duration.infinity` waits for

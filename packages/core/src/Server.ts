@@ -102,33 +102,33 @@ export interface Options {
   /** Where to listen. TCP port 0 picks a free port (see the `Server` service). */
   readonly address: Address
   /** The largest frame accepted or sent, in bytes (default {@link defaultMaxFrameBytes}). */
-  readonly maxFrameBytes?: number
+  readonly maxFrameBytes?: number | undefined
   /**
    * The largest append sent in parts (one larger than a frame) that a
    * connection may have the server hold until its last part, in bytes,
    * counting `Wire.chunkOverheadBytes` per chunk (default
    * `Wire.defaultMaxAppendBytes`, 1 GiB).
    */
-  readonly maxAppendBytes?: number
+  readonly maxAppendBytes?: number | undefined
   /**
    * The most chunks (or values) one frame may carry (default
    * `Wire.defaultMaxChunksPerFrame`). A frame with more closes the
    * connection; `Client` sends larger appends in parts and larger gets in
    * several requests, given the same bound.
    */
-  readonly maxChunksPerFrame?: number
+  readonly maxChunksPerFrame?: number | undefined
   /**
    * How many bytes of received requests a connection may have waiting to be
    * applied before the server stops reading from it (default
    * {@link defaultMaxQueuedBytes}).
    */
-  readonly maxQueuedBytes?: number
+  readonly maxQueuedBytes?: number | undefined
   /**
    * How many bytes of replies may wait for a connection's client to read
    * them before the server stops applying its requests (default
    * {@link defaultMaxUnreadBytes}).
    */
-  readonly maxUnreadBytes?: number
+  readonly maxUnreadBytes?: number | undefined
 }
 
 /**
