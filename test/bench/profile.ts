@@ -11,7 +11,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Store } from "@partd/core"
-import { allKeys, appendAll, buildColumns, makePool, workloads } from "@partd/test/Workload"
+import { allKeys, appendAll, buildCalls, buildColumns, makePool, workloads } from "@partd/test/Workload"
 import { Effect, type Layer } from "effect"
 import { cases } from "./cases/index.ts"
 
@@ -25,8 +25,11 @@ if (benchCase === undefined || workload === undefined) {
   process.exit(2)
 }
 
-const keys = await Effect.runPromise(Store.keySet(allKeys(workload)))
-const calls = buildColumns(workload, makePool(), keys)
+// The row's own input: records, or columns over a key set validated once.
+const calls =
+  benchCase.input === "record"
+    ? buildCalls(workload, makePool())
+    : buildColumns(workload, makePool(), await Effect.runPromise(Store.keySet(allKeys(workload))))
 const times: Array<number> = []
 for (let r = 0; r < Number(repetitions ?? 20); r++) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "partd-profile-"))
