@@ -546,5 +546,147 @@ export const suite = <E>(name: string, layer: Layer.Layer<Store.Store, E>, capab
         ),
       timeout
     )
+
+    repeatedKeyCases(fresh)
   })
+}
+
+/**
+ * Appends whose keys repeat call after call, as a shuffle's do: validation
+ * remembers recent key lists and key strings (`Key.toPathList`), and backends
+ * cache what they resolve per list. Whatever is remembered, the rules stay:
+ * a bad key or value fails and writes nothing, inherited keys are ignored,
+ * and deletes and drops are seen.
+ */
+const repeatedKeyCases = (
+  fresh: <A, E2>(effect: Effect.Effect<A, E2, Store.Store>) => Effect.Effect<A, unknown>
+): void => {
+  const record = (suffix: string): Record<string, Uint8Array> => ({
+    "rk-a": bytes(`a${suffix}`),
+    "rk-b": bytes(`b${suffix}`),
+    "rk-c": bytes(`c${suffix}`)
+  })
+  const readAll = Store.get(["rk-a", "rk-b", "rk-c"]).pipe(Effect.map((values) => values.map(text)))
+
+  it.live("records appended to the same keys call after call see deletes, isets and drops", () =>
+    fresh(
+      Effect.gen(function* () {
+        for (let i = 0; i < 4; i++) yield* Store.append(record(`${i}`))
+        expect(yield* readAll).toEqual(["a0a1a2a3", "b0b1b2b3", "c0c1c2c3"])
+        yield* Store.delete(["rk-b"])
+        yield* Store.append(record("x"))
+        expect(yield* readAll).toEqual(["a0a1a2a3ax", "bx", "c0c1c2c3cx"])
+        yield* Store.iset("rk-c", bytes("set"))
+        yield* Store.append(record("y"))
+        expect(yield* readAll).toEqual(["a0a1a2a3axay", "bxby", "setcy"])
+        yield* Store.drop
+        yield* Store.append(record("z"))
+        yield* Store.append(record("w"))
+        expect(yield* readAll).toEqual(["azaw", "bzbw", "czcw"])
+      })
+    )
+  )
+
+  it.live("a bad key or value through warm key caches fails and writes nothing", () =>
+    fresh(
+      Effect.gen(function* () {
+        for (let i = 0; i < 3; i++) yield* Store.append(record(`${i}`))
+        const before = ["a0a1a2", "b0b1b2", "c0c1c2"]
+        const bad: ReadonlyArray<Store.AppendInput> = [
+          // The same length and first keys as the warm list, one key bad.
+          { "rk-a": bytes("!"), "rk-b": bytes("!"), "../rk-c": bytes("!") },
+          { "rk-a": bytes("!"), "rk-b": bytes("!"), "rk-c": bytes("!"), "rk-d/": bytes("!") },
+          new Map([
+            ["rk-a", bytes("!")],
+            ["rk-b", bytes("!")],
+            ["rk-c/..", bytes("!")]
+          ]),
+          [
+            ["rk-a", bytes("!")],
+            ["rk-b", bytes("!")],
+            [["rk-c", ".."], bytes("!")]
+          ],
+          [
+            ["rk-a", bytes("!")],
+            ["rk-b", bytes("!")],
+            [Number.NaN, bytes("!")]
+          ]
+        ]
+        for (const data of bad) expect(failureReason(yield* Effect.exit(Store.append(data)))).toBe("BadKey")
+        const badValue = { ...record("!"), "rk-c": "not bytes" as unknown as Uint8Array }
+        expect(failureReason(yield* Effect.exit(Store.append(badValue)))).toBe("BadValue")
+        expect(
+          failureReason(
+            yield* Effect.exit(
+              Store.append([
+                ["rk-a", bytes("!")],
+                ["rk-b", bytes("!")],
+                ["rk-c", null as unknown as Uint8Array]
+              ])
+            )
+          )
+        ).toBe("BadValue")
+        expect(yield* readAll).toEqual(before)
+        // The warm list still works after the failures.
+        yield* Store.append(record("3"))
+        expect(yield* readAll).toEqual(["a0a1a2a3", "b0b1b2b3", "c0c1c2c3"])
+      })
+    )
+  )
+
+  it.live("a record inheriting a warm list's keys appends only its own", () =>
+    fresh(
+      Effect.gen(function* () {
+        for (let i = 0; i < 3; i++) yield* Store.append(record(`${i}`))
+        const inheriting = Object.create(record("inherited")) as Record<string, Uint8Array>
+        inheriting["rk-a"] = bytes("own")
+        yield* Store.append(inheriting)
+        expect(yield* readAll).toEqual(["a0a1a2own", "b0b1b2", "c0c1c2"])
+      })
+    )
+  )
+
+  it.live("Maps and pair lists over repeated keys, also numbers, tuples and repeats", () =>
+    fresh(
+      Effect.gen(function* () {
+        for (let i = 0; i < 3; i++) {
+          yield* Store.append(
+            new Map<Key.Key, Uint8Array>([
+              ["rk-a", bytes(`${i}`)],
+              [7, bytes(`${i}`)],
+              [["rk-t", 1], bytes(`${i}`)]
+            ])
+          )
+          yield* Store.append([
+            ["rk-b", bytes(`${i}`)],
+            ["rk-c", bytes(`${i}`)],
+            ["rk-b", bytes(`${i}!`)]
+          ])
+        }
+        expect((yield* Store.get(["rk-a", "7", "rk-t/1", "rk-b", "rk-c"])).map(text)).toEqual([
+          "012",
+          "012",
+          "012",
+          "00!11!22!",
+          "012"
+        ])
+      })
+    )
+  )
+
+  it.live("more key lists than are remembered, in turns, all land where they belong", () =>
+    fresh(
+      Effect.gen(function* () {
+        // Twelve lists, more than the few remembered: each turn evicts another.
+        const lists = Array.from({ length: 12 }, (_, l) => Array.from({ length: 3 }, (_, k) => `rk-${l}-${k}`))
+        for (let turn = 0; turn < 3; turn++) {
+          for (const list of lists) {
+            yield* Store.append(Object.fromEntries(list.map((key) => [key, bytes(`${turn}`)])))
+          }
+        }
+        const all = lists.flat()
+        expect((yield* Store.get(all)).map(text)).toEqual(all.map(() => "012"))
+      })
+    )
+  )
 }

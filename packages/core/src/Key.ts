@@ -146,16 +146,40 @@ export class Invalid {
   }
 }
 
+/** How many valid key strings {@link toPath} remembers. */
+const VALID_STRINGS = 1 << 14
+/** The longest key string it remembers (so that the cache stays small). */
+const VALID_STRING_LENGTH = 256
+
+/**
+ * Valid key strings seen recently, oldest first (a `Set` iterates in
+ * insertion order): a string key seen before is not scanned again. Only valid
+ * strings are kept, so a bad key is always scanned, and fails.
+ */
+const validStrings = new Set<string>()
+
+/** Why a string key is invalid, or undefined when it is valid (remembering it). */
+const stringProblem = (key: string): string | undefined => {
+  if (validStrings.has(key)) return undefined
+  const problem = pathProblem(key)
+  if (problem === undefined && key.length <= VALID_STRING_LENGTH) {
+    if (validStrings.size >= VALID_STRINGS) validStrings.delete(validStrings.values().next().value!)
+    validStrings.add(key)
+  }
+  return problem
+}
+
 /**
  * Validates a key and returns its canonical path, or {@link Invalid}. A valid
- * string key is its own path, so the common case allocates nothing.
+ * string key is its own path, so the common case allocates nothing, and a
+ * string key validated recently is not scanned again.
  *
  * @since 0.1.0
  * @category validation
  */
 export const toPath = (key: unknown): Path | Invalid => {
   if (typeof key === "string") {
-    const problem = pathProblem(key)
+    const problem = stringProblem(key)
     return problem === undefined ? key : new Invalid(problem)
   }
   if (typeof key === "number") {
@@ -175,6 +199,119 @@ export const toPath = (key: unknown): Path | Invalid => {
     return problem === undefined ? path : new Invalid(problem)
   }
   return new Invalid(`a key must be a string, a number or a tuple, got ${key === null ? "null" : typeof key}`)
+}
+
+/**
+ * Why the key at `index` of a list is invalid: what {@link toPathList}
+ * returns for a list with a bad key.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class InvalidAt {
+  readonly index: number
+  readonly invalid: Invalid
+  constructor(index: number, invalid: Invalid) {
+    this.index = index
+    this.invalid = invalid
+  }
+}
+
+/** How many recently validated key sequences {@link toPathList} remembers. */
+const SEQUENCES = 8
+/** The longest key sequence it remembers; longer ones are validated key by key. */
+const SEQUENCE_KEYS = 1 << 16
+
+/**
+ * A sequence of valid string keys seen recently. A string is its own path,
+ * and comparing two strings compares their values, so a list matches exactly
+ * when every key is the same valid key.
+ *
+ * Seen once, a sequence is a candidate and its array is handed back as it
+ * is. Seen again, that array is frozen and handed back on every later call,
+ * so that backends' {@link keySetCache}s hit for records appended to the same
+ * keys call after call. Lists are compared with `keys`, an array never handed
+ * out, because V8 reads a frozen array's elements several times slower.
+ */
+interface Sequence {
+  keys: ReadonlyArray<Path>
+  frozen: ReadonlyArray<Path> | undefined
+}
+
+/** Recent sequences, most recently used first. */
+const sequences: Array<Sequence> = []
+
+const sameSequence = (a: ReadonlyArray<unknown>, b: ReadonlyArray<unknown>): boolean => {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+/** The frozen paths of the remembered sequence equal to `keys` (moved to the front), or undefined. */
+const recall = (keys: Array<unknown>): ReadonlyArray<Path> | undefined => {
+  const n = keys.length
+  const first = keys[0]
+  for (let s = 0; s < sequences.length; s++) {
+    const sequence = sequences[s]!
+    const known = sequence.keys
+    if (known.length !== n || known[0] !== first || !sameSequence(known, keys)) continue
+    if (s !== 0) {
+      sequences.splice(s, 1)
+      sequences.unshift(sequence)
+    }
+    if (sequence.frozen === undefined) {
+      // Seen twice: the candidate's array, handed out once unfrozen, becomes the
+      // frozen one, and this call's own array (never handed out) the one to compare with.
+      sequence.frozen = Object.freeze(known)
+      sequence.keys = keys as Array<Path>
+    }
+    return sequence.frozen
+  }
+  return undefined
+}
+
+const remember = (keys: Array<Path>): void => {
+  if (keys.length > SEQUENCE_KEYS) return
+  if (sequences.length === SEQUENCES) sequences.pop()
+  sequences.unshift({ keys, frozen: undefined })
+}
+
+/**
+ * Validates a list of keys into their paths, or returns the first bad key's
+ * index and problem. The same rules as {@link toPath}, faster for keys seen
+ * before: a list of string keys equal to one of the last few is answered
+ * without validating again, and as the same frozen array each time (see
+ * {@link keySetCache}); other valid strings are remembered, boundedly, so a
+ * new list of known keys is not validated again either. A bad key is never
+ * remembered, so it always fails.
+ *
+ * `keys` is handed over: the caller must not change it afterwards, since the
+ * result may be `keys` itself.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const toPathList = (keys: Array<unknown>): ReadonlyArray<Path> | InvalidAt => {
+  if (keys.length === 0) return keys as Array<Path>
+  const known = recall(keys)
+  if (known !== undefined) return known
+  let paths: Array<Path> | undefined
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]
+    if (typeof key === "string") {
+      const problem = stringProblem(key)
+      if (problem !== undefined) return new InvalidAt(i, new Invalid(problem))
+      if (paths !== undefined) paths[i] = key
+      continue
+    }
+    const path = toPath(key)
+    if (path instanceof Invalid) return new InvalidAt(i, path)
+    // Not every key is its own path: the paths go in an array of their own.
+    if (paths === undefined) paths = (keys as Array<Path>).slice(0, i)
+    paths[i] = path
+  }
+  if (paths !== undefined) return paths
+  remember(keys as Array<Path>)
+  return keys as Array<Path>
 }
 
 const KeySetTypeId: unique symbol = Symbol.for("@partd/core/Key/KeySet")
@@ -225,8 +362,8 @@ export const isKeySet = (u: unknown): u is KeySet =>
  * Values computed once per key set and reused on later calls.
  *
  * The rule every backend relies on: a frozen paths array handed to a
- * `Backend` is a key set's (`Store.columns`), the same object on every call
- * and never changed. What a backend resolves from it (a Dict's slots, a File
+ * `Backend` is a key set's (`Store.columns`) or a repeated list of keys'
+ * (see {@link toPathList}), the same object on every call and never changed. What a backend resolves from it (a Dict's slots, a File
  * store's handles, Redis's encoded keys) can be kept beside it in a `WeakMap`
  * and dropped with it. Any other array is fresh on each call and is resolved
  * each time.
