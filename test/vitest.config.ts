@@ -17,7 +17,7 @@ export default defineConfig({
   ssr: { resolve: { conditions: [condition, "module", "node", "development|production"] } },
   test: {
     root,
-    include: ["packages/*/test/**/*.test.ts", "test/e2e/**/*.test.ts"],
+    include: ["packages/*/test/**/*.test.ts", "test/e2e/**/*.test.ts", "test/bench/**/*.test.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks"

@@ -8,9 +8,12 @@
  *   npm run bench -- --only Buffer     rows whose name contains "Buffer"
  *   npm run bench -- --no-warmup       measure cold: no untimed warm-up pass first
  *
- * Results are written as JSON to bench-results/ (not committed).
+ * Results are written as JSON to bench-results/ (not committed), with an SVG
+ * chart of every row beside them (chart.ts). On a terminal, a progress line
+ * shows the row being measured, the time spent and an estimate of the time
+ * left; elsewhere each row's start is a plain line.
  */
-import { spawnSync } from "node:child_process"
+import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -18,6 +21,7 @@ import { findPython } from "@partd/test/Python"
 import { totalBytes, workloads } from "@partd/test/Workload"
 import { type Bar, cases, type Metric } from "./cases/index.ts"
 import type { ReferenceMeasurement } from "./cases/model.ts"
+import { chartSvg } from "./chart.ts"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, "../..")
@@ -48,23 +52,72 @@ interface Measurement {
 
 const python = findPython()
 
-const progress = (line: string): void => {
-  if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${line}`)
-  else process.stderr.write(`${line}\n`)
+const started = performance.now()
+
+/** A duration in seconds as `1m05s` or `42s`. */
+const duration = (seconds: number): string => {
+  const s = Math.max(0, Math.round(seconds))
+  return s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s` : `${s}s`
+}
+
+/** What the progress line shows: the row being measured and the step within it. */
+const where = { label: "", step: "", rowsDone: 0, rowsTotal: 0, rowStarted: 0 }
+
+const drawProgress = (): void => {
+  const now = performance.now()
+  const elapsed = (now - started) / 1000
+  // The rows finished so far set the pace; the row under way has used some of its share.
+  const perRow = (where.rowStarted - started) / 1000 / where.rowsDone
+  const left =
+    where.rowsDone === 0
+      ? "estimating the time left"
+      : `~${duration(perRow * (where.rowsTotal - where.rowsDone) - (now - where.rowStarted) / 1000)} left`
+  const line = `${duration(elapsed)} elapsed, ${left} · ${where.label}${where.step === "" ? "" : ` (${where.step})`}`
+  process.stderr.write(`\r\x1b[K${line.slice(0, (process.stderr.columns ?? 200) - 1)}`)
+}
+
+// Redrawn every second while a measurement runs, so the elapsed time stays live.
+const ticker = process.stderr.isTTY ? setInterval(drawProgress, 1000) : undefined
+
+/**
+ * Where the run is: on a terminal one line rewritten in place, with the time
+ * spent and, once a row has finished, the time left at the pace so far;
+ * elsewhere (a log, CI) a plain line per row, without control codes.
+ */
+const progress = (label: string, step: string, rowsDone: number, rowsTotal: number): void => {
+  if (rowsDone !== where.rowsDone || where.rowStarted === 0) where.rowStarted = performance.now()
+  Object.assign(where, { label, step, rowsDone, rowsTotal })
+  if (process.stderr.isTTY) drawProgress()
+  else if (step === "") process.stderr.write(`${label}\n`)
 }
 
 /** Runs a measuring child process; its last line of output is the measurement, as JSON. */
-const runChild = <M = Measurement>(command: string, args: ReadonlyArray<string>): M | string => {
-  const child = spawnSync(command, args, { cwd: root, encoding: "utf8", maxBuffer: 16 * 1024 * 1024 })
-  if (child.status !== 0)
-    return `exit ${child.status}: ${(child.stderr || child.stdout).trim().split("\n").slice(-3).join(" ")}`
-  const line = child.stdout.trim().split("\n").pop() ?? ""
-  try {
-    return JSON.parse(line) as M
-  } catch {
-    return `unreadable output: ${line.slice(0, 200)}`
-  }
-}
+const runChild = <M = Measurement>(command: string, args: ReadonlyArray<string>): Promise<M | string> =>
+  new Promise((resolve) => {
+    // Asynchronous, so that the progress line keeps ticking while the child measures.
+    const child = spawn(command, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"] })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.setEncoding("utf8").on("data", (data: string) => {
+      stdout += data
+    })
+    child.stderr.setEncoding("utf8").on("data", (data: string) => {
+      stderr += data
+    })
+    child.on("error", (error) => resolve(`could not start ${command}: ${error.message}`))
+    child.on("close", (status) => {
+      if (status !== 0) {
+        resolve(`exit ${status}: ${(stderr || stdout).trim().split("\n").slice(-3).join(" ")}`)
+        return
+      }
+      const line = stdout.trim().split("\n").pop() ?? ""
+      try {
+        resolve(JSON.parse(line) as M)
+      } catch {
+        resolve(`unreadable output: ${line.slice(0, 200)}`)
+      }
+    })
+  })
 
 /** The better of two measurements of one side: highest throughput, lowest peak RSS. */
 const better = (best: Measurement | undefined, m: Measurement): Measurement =>
@@ -91,7 +144,7 @@ interface Row {
 }
 
 /** One run of a reference program, in its own child process. */
-const runReference = (caseName: string, workloadName: string): ReferenceMeasurement | string =>
+const runReference = (caseName: string, workloadName: string): Promise<ReferenceMeasurement | string> =>
   runChild<ReferenceMeasurement>(process.execPath, [path.join(here, "case.ts"), caseName, workloadName, "--reference"])
 
 const selected = cases.filter((c) => only === undefined || c.name.includes(only))
@@ -102,6 +155,7 @@ for (const benchCase of selected) {
   for (const workloadName of benchCase.workloads) {
     index++
     const label = `[${index}/${total}] ${benchCase.name} ${workloadName}`
+    progress(label, "", index - 1, total)
     const oursRuns = Math.min(runs, benchCase.maxRuns ?? runs)
     const spec =
       python !== undefined && benchCase.python !== undefined
@@ -117,8 +171,8 @@ for (const benchCase of selected) {
     let reference: ReferenceMeasurement | string | undefined = unavailable
     for (let i = 0; i < runs; i++) {
       if (i < oursRuns && typeof ours !== "string") {
-        progress(`${label} (ts) run ${i + 1}/${oursRuns}`)
-        const m = runChild(process.execPath, [
+        progress(label, `ts run ${i + 1}/${oursRuns}`, index - 1, total)
+        const m = await runChild(process.execPath, [
           "--expose-gc",
           path.join(here, "case.ts"),
           benchCase.name,
@@ -128,13 +182,13 @@ for (const benchCase of selected) {
         ours = typeof m === "string" ? m : better(ours, m)
       }
       if (spec !== undefined && python !== undefined && typeof partd !== "string") {
-        progress(`${label} (partd-py) run ${i + 1}/${runs}`)
-        const m = runChild(python, [path.join(here, "partd_bench.py"), spec])
+        progress(label, `partd-py run ${i + 1}/${runs}`, index - 1, total)
+        const m = await runChild(python, [path.join(here, "partd_bench.py"), spec])
         partd = typeof m === "string" ? m : better(partd, m)
       }
       if (benchCase.reference !== undefined && unavailable === undefined && typeof reference !== "string") {
-        progress(`${label} (${benchCase.reference.name}) run ${i + 1}/${runs}`)
-        const m = runReference(benchCase.name, workloadName)
+        progress(label, `${benchCase.reference.name} run ${i + 1}/${runs}`, index - 1, total)
+        const m = await runReference(benchCase.name, workloadName)
         if (typeof m === "string" || reference === undefined || m.opsPerSecond > reference.opsPerSecond) reference = m
       }
     }
@@ -148,7 +202,7 @@ for (const benchCase of selected) {
     })
   }
 }
-progress("")
+if (ticker !== undefined) clearInterval(ticker)
 if (process.stderr.isTTY) process.stderr.write("\r\x1b[K")
 
 const fmt = (n: number): string => (n >= 100 ? n.toFixed(0) : n.toFixed(1))
@@ -276,5 +330,14 @@ fs.writeFileSync(
   outFile,
   `${JSON.stringify({ date: new Date().toISOString(), node: process.version, runs, python: python ?? null, rows, bars }, null, 2)}\n`
 )
+const chartFile = outFile.replace(/\.json$/, ".svg")
+fs.writeFileSync(
+  chartFile,
+  chartSvg(
+    rows.map((row) => ({ label: `${row.name} ${row.workload}`, ours: row.ours, partd: row.partd })),
+    `partd-ts vs Python partd — node ${process.version}, ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC`
+  )
+)
 console.log("")
 console.log(`results: ${path.relative(root, outFile)}`)
+console.log(`chart:   ${path.relative(root, chartFile)}`)
