@@ -278,6 +278,8 @@ const badValue = (method: string, key: unknown, value: unknown) =>
 export interface Batch {
   readonly paths: ReadonlyArray<Key.Path>
   readonly values: ReadonlyArray<Uint8Array>
+  /** The values' total length in bytes. */
+  readonly bytes: number
 }
 
 /**
@@ -300,11 +302,10 @@ export const toBatch = (data: AppendInput): Batch | StoreError => {
         description: `columns: expected ${keys.paths.length} values, one per key`
       })
     }
-    for (let i = 0; i < given.length; i++) {
-      if (!(given[i] instanceof Uint8Array)) return badValue("append", keys.paths[i], given[i])
-    }
+    const bytes = totalBytes(keys.paths, given)
+    if (bytes instanceof StoreError) return bytes
     // The key set's own frozen array: backends may cache per key set.
-    return { paths: keys.paths, values: given }
+    return { paths: keys.paths, values: given, bytes }
   }
   if (data instanceof Map) return fromMap(data as ReadonlyMap<unknown, unknown>)
   if (Array.isArray(data)) return fromPairs(data)
@@ -313,21 +314,34 @@ export const toBatch = (data: AppendInput): Batch | StoreError => {
 }
 
 /**
+ * The values' total length, or the error for the first value that is not a
+ * `Uint8Array`. A loop of its own, after the keys: reading a chunk's type and
+ * length is a memory access per chunk (the chunks of a record lie wherever
+ * the heap put them), and a tight loop lets the CPU overlap those reads,
+ * leaving the chunks in cache for the backend.
+ */
+const totalBytes = (keys: ReadonlyArray<unknown>, values: ReadonlyArray<unknown>): number | StoreError => {
+  let bytes = 0
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i]
+    if (!(value instanceof Uint8Array)) return badValue("append", keys[i], value)
+    bytes += value.byteLength
+  }
+  return bytes
+}
+
+/**
  * A batch of keys and values collected from an input, checked: the keys
  * through `Key.toPathList` (which may hand back a frozen array it has seen
  * before, so backends' per-key-set caches hit), then the values. Every key is
  * checked before any value, and nothing is written when anything is invalid.
- * The values are checked in a loop of their own, after the keys: reading a
- * chunk's type is a memory access per chunk, and a tight loop lets the CPU
- * overlap them.
  */
 const checked = (keys: Array<unknown>, values: Array<unknown>): Batch | StoreError => {
   const paths = Key.toPathList(keys)
   if (paths instanceof Key.InvalidAt) return badKey("append", keys[paths.index], paths.invalid.problem)
-  for (let i = 0; i < values.length; i++) {
-    if (!(values[i] instanceof Uint8Array)) return badValue("append", keys[i], values[i])
-  }
-  return { paths, values: values as Array<Uint8Array> }
+  const bytes = totalBytes(keys, values)
+  if (bytes instanceof StoreError) return bytes
+  return { paths, values: values as Array<Uint8Array>, bytes }
 }
 
 // Own keys only (`for...in` would also append inherited enumerable ones), and
