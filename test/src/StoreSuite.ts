@@ -670,6 +670,15 @@ const repeatedKeyCases = (
           "00!11!22!",
           "012"
         ])
+        // Any other iterable of pairs, read lazily; bytes given by mistake are not pairs.
+        function* generated() {
+          yield ["rk-a", bytes("g")] as const
+          yield ["rk-a", bytes("h")] as const
+        }
+        yield* Store.append(generated())
+        expect(text(yield* Store.getOne("rk-a"))).toBe("012gh")
+        const mistaken = new Uint8Array(1 << 20) as unknown as Store.AppendInput
+        expect(failureReason(yield* Effect.exit(Store.append(mistaken)))).toBe("BadValue")
       })
     )
   )

@@ -309,7 +309,7 @@ export const toBatch = (data: AppendInput): Batch | StoreError => {
   }
   if (data instanceof Map) return fromMap(data as ReadonlyMap<unknown, unknown>)
   if (Array.isArray(data)) return fromPairs(data)
-  if (Symbol.iterator in data) return fromPairs(Array.from(data as Iterable<unknown>))
+  if (Symbol.iterator in data) return fromIterable(data as Iterable<unknown>)
   return fromRecord(data as Readonly<Record<string, unknown>>)
 }
 
@@ -368,6 +368,19 @@ const fromMap = (data: ReadonlyMap<unknown, unknown>): Batch | StoreError => {
 
 const notAPair = () =>
   new StoreError({ reason: "BadValue", method: "append", description: "expected [key, bytes] pairs" })
+
+// Pair by pair, failing at the first that is not a pair (a `Uint8Array` given
+// by mistake is iterable too: no array of its bytes is built).
+const fromIterable = (pairs: Iterable<unknown>): Batch | StoreError => {
+  const keys: Array<unknown> = []
+  const values: Array<unknown> = []
+  for (const pair of pairs) {
+    if (!Array.isArray(pair) || pair.length !== 2) return notAPair()
+    keys.push(pair[0])
+    values.push(pair[1])
+  }
+  return checked(keys, values)
+}
 
 const fromPairs = (pairs: ReadonlyArray<unknown>): Batch | StoreError => {
   const keys = new Array<unknown>(pairs.length)
