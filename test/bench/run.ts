@@ -6,6 +6,7 @@
  *   npm run bench                      all rows, best of 3 runs each
  *   npm run bench -- --runs 1          one run each
  *   npm run bench -- --only Buffer     rows whose name contains "Buffer"
+ *   npm run bench -- --only A --only B rows whose name contains "A" or "B"
  *   npm run bench -- --no-warmup       measure cold: no untimed warm-up pass first
  *
  * Results are written as JSON to bench-results/ (not committed), with an SVG
@@ -35,7 +36,9 @@ if (!Number.isInteger(runs) || runs < 1) {
   console.error(`--runs takes a positive whole number, got ${argValue("--runs")}`)
   process.exit(2)
 }
-const only = argValue("--only")
+const only = process.argv.flatMap((arg, i) =>
+  arg === "--only" && i + 1 < process.argv.length ? [process.argv[i + 1]!] : []
+)
 // Each measurement follows an untimed warm-up pass of the same workload on its own store, on both sides.
 const warmup = !process.argv.includes("--no-warmup")
 
@@ -147,7 +150,7 @@ interface Row {
 const runReference = (caseName: string, workloadName: string): Promise<ReferenceMeasurement | string> =>
   runChild<ReferenceMeasurement>(process.execPath, [path.join(here, "case.ts"), caseName, workloadName, "--reference"])
 
-const selected = cases.filter((c) => only === undefined || c.name.includes(only))
+const selected = cases.filter((c) => only.length === 0 || only.some((part) => c.name.includes(part)))
 const rows: Array<Row> = []
 const total = selected.reduce((n, c) => n + c.workloads.length, 0)
 let index = 0
