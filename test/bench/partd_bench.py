@@ -106,9 +106,11 @@ def main():
         store = eval(spec["python"], {"partd": partd, "tmpdir": tmpdir, "serve": serve})
         reset_peak_rss()
         t0 = time.perf_counter()
+        c0 = time.process_time()
         for batch in batches:
             store.append(batch)
         t1 = time.perf_counter()
+        c1 = time.process_time()
         append_peak_rss = peak_rss_mb()
         values = store.get(names)
         t2 = time.perf_counter()
@@ -124,6 +126,7 @@ def main():
         total = keys * calls * size
         print(json.dumps({
             "appendSeconds": t1 - t0,
+            "appendCpuSeconds": c1 - c0,
             "getSeconds": t2 - t1,
             "appendMBps": total / (t1 - t0) / 1e6,
             "getMBps": total / (t2 - t1) / 1e6,

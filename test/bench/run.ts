@@ -49,6 +49,12 @@ interface Measurement {
   /** Peak RSS by the end of the append phase (before get builds its result). */
   readonly appendPeakRssMB?: number
   readonly problem?: string | null
+  /**
+   * The append phase's CPU time in the measuring process (all its threads):
+   * less disturbed than wall time by other load on the machine, but blind to
+   * work done in other processes (a server, Redis).
+   */
+  readonly appendCpuSeconds?: number
   /** Workload bytes over stored bytes, for rows that report it. */
   readonly ratio?: number
 }
@@ -133,6 +139,9 @@ const better = (best: Measurement | undefined, m: Measurement): Measurement =>
         ...(m.appendPeakRssMB === undefined
           ? {}
           : { appendPeakRssMB: Math.min(best.appendPeakRssMB ?? m.appendPeakRssMB, m.appendPeakRssMB) }),
+        ...(m.appendCpuSeconds === undefined
+          ? {}
+          : { appendCpuSeconds: Math.min(best.appendCpuSeconds ?? m.appendCpuSeconds, m.appendCpuSeconds) }),
         problem: best.problem ?? m.problem ?? null,
         ...(m.ratio === undefined ? {} : { ratio: m.ratio })
       }
@@ -240,6 +249,12 @@ for (const row of rows) {
           : "(no partd-py row)"
         : `${pad(fmt(p.appendMBps), 17)}${pad(fmt(p.getMBps), 14)}${pad(ratio(o.appendMBps, p.appendMBps), 10)}${ratio(o.getMBps, p.getMBps)}`)
   )
+  if (o.appendCpuSeconds !== undefined && p?.appendCpuSeconds !== undefined) {
+    console.log(
+      `  append CPU time in the measuring process: ours ${(o.appendCpuSeconds * 1000).toFixed(1)} ms, ` +
+        `partd-py ${(p.appendCpuSeconds * 1000).toFixed(1)} ms = ${ratio(p.appendCpuSeconds, o.appendCpuSeconds)}`
+    )
+  }
   if (o.ratio !== undefined) {
     console.log(
       `  ${row.name} ${row.workload}: compression ratio ${o.ratio.toFixed(2)}:1 at ${fmt(o.appendMBps)} MB/s append`
