@@ -5,7 +5,7 @@
  * repetition starts on a freshly collected heap. Prints the fastest and the
  * median repetition.
  *
- *   node --expose-gc --cpu-prof test/bench/profile.ts "Buffer(Dict, Dict, 64 MiB)" W1 40
+ *   node --conditions=@partd/source --expose-gc --cpu-prof test/bench/profile.ts "Buffer(Dict, Dict, 64 MiB)" W1 40
  */
 import * as fs from "node:fs"
 import * as os from "node:os"

@@ -100,6 +100,13 @@ const progress = (label: string, step: string, rowsDone: number, rowsTotal: numb
   else if (step === "") process.stderr.write(`${label}\n`)
 }
 
+/**
+ * The node arguments every measuring child gets: the workspace's packages
+ * from their sources (`@partd/source`, as `npm run bench` runs this script),
+ * not from a `dist/` build that may be stale or absent.
+ */
+const nodeArgs = ["--conditions=@partd/source"]
+
 /** Runs a measuring child process; its last line of output is the measurement, as JSON. */
 const runChild = <M = Measurement>(command: string, args: ReadonlyArray<string>): Promise<M | string> =>
   new Promise((resolve) => {
@@ -157,7 +164,13 @@ interface Row {
 
 /** One run of a reference program, in its own child process. */
 const runReference = (caseName: string, workloadName: string): Promise<ReferenceMeasurement | string> =>
-  runChild<ReferenceMeasurement>(process.execPath, [path.join(here, "case.ts"), caseName, workloadName, "--reference"])
+  runChild<ReferenceMeasurement>(process.execPath, [
+    ...nodeArgs,
+    path.join(here, "case.ts"),
+    caseName,
+    workloadName,
+    "--reference"
+  ])
 
 const selected = cases.filter((c) => only.length === 0 || only.some((part) => c.name.includes(part)))
 const rows: Array<Row> = []
@@ -185,6 +198,7 @@ for (const benchCase of selected) {
       if (i < oursRuns && typeof ours !== "string") {
         progress(label, `ts run ${i + 1}/${oursRuns}`, index - 1, total)
         const m = await runChild(process.execPath, [
+          ...nodeArgs,
           "--expose-gc",
           path.join(here, "case.ts"),
           benchCase.name,

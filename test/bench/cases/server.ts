@@ -32,6 +32,8 @@ const serverProcess = (dir: string) =>
       const child = spawn(
         process.execPath,
         [
+          // The workspace's packages from their sources, not a dist/ build.
+          "--conditions=@partd/source",
           serverMain,
           "--listen",
           `unix:${socket}`,
