@@ -278,8 +278,8 @@ const badValue = (method: string, key: unknown, value: unknown) =>
 export interface Batch {
   readonly paths: ReadonlyArray<Key.Path>
   readonly values: ReadonlyArray<Uint8Array>
-  /** The values' total length in bytes. */
-  readonly bytes: number
+  /** The values' total length in bytes (`toBatch` always gives it). */
+  readonly bytes?: number
 }
 
 /**
