@@ -307,10 +307,8 @@ export const toBatch = (data: AppendInput): Batch | StoreError => {
     // The key set's own frozen array: backends may cache per key set.
     return { paths: keys.paths, values: given, bytes }
   }
-  if (data instanceof Map) return fromMap(data as ReadonlyMap<unknown, unknown>)
-  if (Array.isArray(data)) return fromPairs(data)
-  if (Symbol.iterator in data) return fromIterable(data as Iterable<unknown>)
-  return fromRecord(data as Readonly<Record<string, unknown>>)
+  const collected = collect(data)
+  return collected instanceof StoreError ? collected : checked(collected.keys, collected.values)
 }
 
 /**
@@ -344,18 +342,32 @@ const checked = (keys: Array<unknown>, values: Array<unknown>): Batch | StoreErr
   return { paths, values: values as Array<Uint8Array>, bytes }
 }
 
+/** The keys and values of an input other than columns, as given, not yet checked. */
+interface Collected {
+  readonly keys: Array<unknown>
+  readonly values: Array<unknown>
+}
+
+/** Reads a record, a `Map`, an array of pairs or another iterable of pairs into parallel arrays. */
+const collect = (data: object): Collected | StoreError => {
+  if (data instanceof Map) return fromMap(data as ReadonlyMap<unknown, unknown>)
+  if (Array.isArray(data)) return fromPairs(data)
+  if (Symbol.iterator in data) return fromIterable(data as Iterable<unknown>)
+  return fromRecord(data as Readonly<Record<string, unknown>>)
+}
+
 // Own keys only (`for...in` would also append inherited enumerable ones), and
 // an indexed loop: a record of many keys is a hash table in V8, and this
-// reads it faster than `for...in` (W2's 1000-key records).
-const fromRecord = (data: Readonly<Record<string, unknown>>): Batch | StoreError => {
+// reads it faster than `for...in`.
+const fromRecord = (data: Readonly<Record<string, unknown>>): Collected => {
   const names = Object.keys(data)
   const values = new Array<unknown>(names.length)
   for (let i = 0; i < names.length; i++) values[i] = data[names[i]!]
-  return checked(names, values)
+  return { keys: names, values }
 }
 
 // `forEach`, which hands over each key and value without an entry array per pair.
-const fromMap = (data: ReadonlyMap<unknown, unknown>): Batch | StoreError => {
+const fromMap = (data: ReadonlyMap<unknown, unknown>): Collected => {
   const keys = new Array<unknown>(data.size)
   const values = new Array<unknown>(data.size)
   let i = 0
@@ -363,15 +375,15 @@ const fromMap = (data: ReadonlyMap<unknown, unknown>): Batch | StoreError => {
     keys[i] = key
     values[i++] = value
   })
-  return checked(keys, values)
+  return { keys, values }
 }
 
 const notAPair = () =>
-  new StoreError({ reason: "BadValue", method: "append", description: "expected [key, bytes] pairs" })
+  new StoreError({ reason: "BadValue", method: "append", description: "expected [key, value] pairs" })
 
 // Pair by pair, failing at the first that is not a pair (a `Uint8Array` given
 // by mistake is iterable too: no array of its bytes is built).
-const fromIterable = (pairs: Iterable<unknown>): Batch | StoreError => {
+const fromIterable = (pairs: Iterable<unknown>): Collected | StoreError => {
   const keys: Array<unknown> = []
   const values: Array<unknown> = []
   for (const pair of pairs) {
@@ -379,10 +391,10 @@ const fromIterable = (pairs: Iterable<unknown>): Batch | StoreError => {
     keys.push(pair[0])
     values.push(pair[1])
   }
-  return checked(keys, values)
+  return { keys, values }
 }
 
-const fromPairs = (pairs: ReadonlyArray<unknown>): Batch | StoreError => {
+const fromPairs = (pairs: ReadonlyArray<unknown>): Collected | StoreError => {
   const keys = new Array<unknown>(pairs.length)
   const values = new Array<unknown>(pairs.length)
   for (let i = 0; i < pairs.length; i++) {
@@ -391,7 +403,7 @@ const fromPairs = (pairs: ReadonlyArray<unknown>): Batch | StoreError => {
     keys[i] = pair[0]
     values[i] = pair[1]
   }
-  return checked(keys, values)
+  return { keys, values }
 }
 
 /**
@@ -496,27 +508,11 @@ export const toEntries = <A>(method: string, data: Input<A>): Entries<A> | Store
     // The key set's own frozen array: backends may cache per key set.
     return { paths: keys.paths, values }
   }
-  const paths: Array<Key.Path> = []
-  const values: Array<A> = []
-  if (Symbol.iterator in data) {
-    for (const pair of data as Iterable<readonly [Key.Key, A]>) {
-      if (!Array.isArray(pair) || pair.length !== 2) {
-        return new StoreError({ reason: "BadValue", method, description: "expected [key, value] pairs" })
-      }
-      const path = toPathOrError(method, pair[0])
-      if (path instanceof StoreError) return path
-      paths.push(path)
-      values.push(pair[1])
-    }
-    return { paths, values }
-  }
-  for (const name of Object.keys(data)) {
-    const path = toPathOrError(method, name)
-    if (path instanceof StoreError) return path
-    paths.push(path)
-    values.push((data as Record<string, A>)[name]!)
-  }
-  return { paths, values }
+  const collected = collect(data)
+  if (collected instanceof StoreError) return collected
+  const paths = Key.toPathList(collected.keys)
+  if (paths instanceof Key.InvalidAt) return badKey(method, collected.keys[paths.index], paths.invalid.problem)
+  return { paths, values: collected.values as Array<A> }
 }
 
 /**
