@@ -4,11 +4,12 @@
  * decompresses the batches it is sent: each message carries one call's
  * share of chunks packed into one transferred buffer, and the reply packs
  * the results the same way, so a call costs two messages per worker
- * whatever its number of chunks.
+ * whatever its number of chunks (see `CompressionPool`).
  *
  * @since 0.1.0
  */
 import { parentPort, workerData } from "node:worker_threads"
+import { Store } from "@partd/core"
 import { Effect } from "effect"
 import * as Compression from "./Compression.ts"
 
@@ -52,7 +53,7 @@ if (parentPort !== null) {
         // Await only what is a promise (blosc): a microtask per chunk is measurable at 1 KiB chunks.
         results[i] = result instanceof Uint8Array ? result : await result
       } catch (cause) {
-        port.postMessage({ id: request.id, error: cause instanceof Error ? cause.message : String(cause), index: i })
+        port.postMessage({ id: request.id, error: Store.describeCause(cause), index: i })
         return
       }
       total += results[i]!.byteLength
