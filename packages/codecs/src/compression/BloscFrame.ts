@@ -333,7 +333,7 @@ const blosclz = (src: Uint8Array, out: Uint8Array): number => {
       if (ip >= end) break
       ctrl = src[ip++]!
       ref--
-      for (let i = 0; i < len; i++) out[op++] = out[ref++]!
+      op = copyMatch(out, op, ref, len)
     } else {
       ctrl++
       if (op + ctrl > limit || ip + ctrl > end) return -1
@@ -385,17 +385,38 @@ const lz4Block = (src: Uint8Array, out: Uint8Array): number => {
     }
     len += 4
     if (op + len > limit) return -1
-    let ref = op - offset
-    for (let i = 0; i < len; i++) out[op++] = out[ref++]!
+    op = copyMatch(out, op, op - offset, len)
   }
+}
+
+/**
+ * Copies an LZ match of `len` bytes from `ref` to `op` (which may overlap:
+ * a byte run, or a repeated pattern); returns the new `op`.
+ */
+const copyMatch = (out: Uint8Array, op: number, ref: number, len: number): number => {
+  if (len < 16) {
+    for (let i = 0; i < len; i++) out[op + i] = out[ref + i]!
+  } else if (ref === op - 1) {
+    out.fill(out[ref]!, op, op + len)
+  } else if (op - ref >= len) {
+    out.copyWithin(op, ref, ref + len)
+  } else {
+    // Overlapping: a repeated pattern, copied one period (already written) at a time.
+    const period = op - ref
+    for (let done = 0; done < len; done += period) {
+      out.copyWithin(op + done, ref + done, ref + done + Math.min(period, len - done))
+    }
+  }
+  return op + len
 }
 
 /** Byte unshuffle: byte j of element i is at `j * n + i`; trailing bytes are copied. */
 const unshuffle = (typesize: number, src: Uint8Array, dest: Uint8Array): void => {
   const n = Math.floor(src.byteLength / typesize)
-  for (let j = 0; j < typesize; j++) {
-    const row = j * n
-    for (let i = 0; i < n; i++) dest[i * typesize + j] = src[row + i]!
+  // Element by element: the output is written in order, from one input stream per byte of the type.
+  let k = 0
+  for (let i = 0; i < n; i++) {
+    for (let row = i; row < typesize * n; row += n) dest[k++] = src[row]!
   }
   const tail = n * typesize
   dest.set(src.subarray(tail), tail)
