@@ -206,6 +206,21 @@ describe("maxDecodedBytes: a frame that decodes past the bound fails with Decode
     })
   )
 
+  it.live("the bound holds in worker threads too", () =>
+    Effect.gen(function* () {
+      const codec = yield* Compression.codec("zstd", { workers: 1, parallelFrom: 1, maxDecodedBytes: MiB })
+      const frames = [zlib.zstdCompressSync(data), zstdBomb()]
+      const failure = yield* Effect.promise(() =>
+        Promise.resolve(codec.decodeAll!(frames)).then(
+          () => undefined,
+          (error: unknown) => error as { readonly index?: number; readonly message?: string }
+        )
+      )
+      expect(failure?.index).toBe(1)
+      expect(failure?.message).toContain("maxDecodedBytes")
+    })
+  )
+
   it.effect("a bound that is not a positive integer is a defect when the codec is built", () =>
     Effect.gen(function* () {
       for (const maxDecodedBytes of [0, -1, 1.5]) {

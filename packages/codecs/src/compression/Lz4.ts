@@ -12,9 +12,9 @@
  * grow to a size a corrupt prefix claims).
  *
  * Frames carry a checksum of their content by default (`contentChecksum`),
- * which the decoder verifies. A frame's decoded size is bounded by LZ4's
- * 255-fold expansion and checked against `maxDecodedBytes` when it has been
- * decoded.
+ * which the decoder verifies. A frame that declares its content size is
+ * checked against `maxDecodedBytes` before decoding; any frame's output is
+ * bounded by LZ4's 255-fold expansion and checked against the bound after.
  *
  * @since 0.1.0
  */
@@ -42,6 +42,13 @@ export interface Lz4Options extends Common {
 // An LZ4 sequence's length bytes add at most 255 output bytes each: no block decompresses to more.
 const MAX_LZ4_EXPANSION = 255
 
+/**
+ * The content size an LZ4 frame's header declares (FLG's C.Size bit, then 8
+ * bytes after FLG and BD), or 0 when it declares none.
+ */
+const frameContentSize = (frame: Uint8Array): number =>
+  frame.byteLength >= 14 && (frame[4]! & 0x08) !== 0 ? Number(bytesOf(frame).readBigUInt64LE(6)) : 0
+
 const frameCodec = (options: Lz4Options, name: string, maxDecodedBytes: number) =>
   Effect.map(
     Effect.promise(() => import("lz4-napi")),
@@ -51,6 +58,7 @@ const frameCodec = (options: Lz4Options, name: string, maxDecodedBytes: number) 
         name,
         (v) => lz4.compressFrameSync(bytesOf(v), frameOptions),
         (b) => {
+          checkDecodedSize("lz4", frameContentSize(b), maxDecodedBytes)
           const out = lz4.decompressFrameSync(bytesOf(b))
           checkDecodedSize("lz4", out.byteLength, maxDecodedBytes)
           return out
