@@ -65,69 +65,15 @@ import * as Lz4 from "./compression/Lz4.ts"
 import * as Snappy from "./compression/Snappy.ts"
 import * as Zstd from "./compression/Zstd.ts"
 
-/**
- * Options every algorithm takes.
- *
- * @since 0.1.0
- * @category models
- */
-export type Common = AlgorithmCommon
-
-/**
- * Options for blosc, with python-blosc's `blosc.compress` defaults.
- *
- * @since 0.1.0
- * @category models
- */
-export type BloscOptions = Blosc.BloscOptions
-
-/**
- * Options for brotli.
- *
- * @since 0.1.0
- * @category models
- */
-export type BrotliOptions = Brotli.BrotliOptions
-
-/**
- * Options for bz2.
- *
- * @since 0.1.0
- * @category models
- */
-export type Bz2Options = Bz2.Bz2Options
-
-/**
- * Options for zlib and gzip (node:zlib's deflate options).
- *
- * @since 0.1.0
- * @category models
- */
-export type DeflateOptions = Deflate.DeflateOptions
-
-/**
- * Options for lz4.
- *
- * @since 0.1.0
- * @category models
- */
-export type Lz4Options = Lz4.Lz4Options
-
-/**
- * Options for snappy (it has none of its own).
- *
- * @since 0.1.0
- * @category models
- */
-export type SnappyOptions = Snappy.SnappyOptions
-
-/**
- * Options for zstd.
- *
- * @since 0.1.0
- * @category models
- */
-export type ZstdOptions = Zstd.ZstdOptions
+// Each algorithm's options are declared (and documented) in its own module.
+export type { Common } from "./compression/Algorithm.ts"
+export type { BloscOptions } from "./compression/Blosc.ts"
+export type { BrotliOptions } from "./compression/Brotli.ts"
+export type { Bz2Options } from "./compression/Bz2.ts"
+export type { DeflateOptions } from "./compression/Deflate.ts"
+export type { Lz4Options } from "./compression/Lz4.ts"
+export type { SnappyOptions } from "./compression/Snappy.ts"
+export type { ZstdOptions } from "./compression/Zstd.ts"
 
 /**
  * Every algorithm and its options.

@@ -71,6 +71,12 @@ interface Slot {
   live: Live | undefined
 }
 
+// The worker's module beside this one: `.ts` when run from source, `.js` when built into dist.
+const WORKER_URL = new URL(
+  import.meta.url.endsWith(".ts") ? "./CompressionWorker.ts" : "./CompressionWorker.js",
+  import.meta.url
+)
+
 /** A worker's thread is gone: its share is redone on the calling thread. */
 class WorkerGone extends Error {}
 
@@ -81,7 +87,7 @@ class WorkerGone extends Error {}
  */
 const start = (slot: Slot, data: WorkerData): Promise<Live> => {
   const ready = new Promise<Live>((resolve, reject) => {
-    const worker = new Worker(new URL("./CompressionWorker.ts", import.meta.url), { workerData: data })
+    const worker = new Worker(WORKER_URL, { workerData: data })
     const live: Live = { worker, pending: new Map() }
     const gone = (error: unknown) => {
       if (slot.current === ready) {
