@@ -353,17 +353,25 @@ const lz4Block = (src: Uint8Array, out: Uint8Array): number => {
   const limit = out.byteLength
   let ip = 0
   let op = 0
+  // A length's extension bytes: each 255 continues it. -1 when the block ends inside it.
+  const extension = (): number => {
+    let sum = 0
+    let b: number
+    do {
+      if (ip >= end) return -1
+      b = src[ip++]!
+      sum += b
+    } while (b === 255)
+    return sum
+  }
   for (;;) {
     if (ip >= end) return -1
     const token = src[ip++]!
     let literals = token >>> 4
     if (literals === 15) {
-      let b: number
-      do {
-        if (ip >= end) return -1
-        b = src[ip++]!
-        literals += b
-      } while (b === 255)
+      const more = extension()
+      if (more < 0) return -1
+      literals += more
     }
     if (ip + literals > end || op + literals > limit) return -1
     out.set(src.subarray(ip, ip + literals), op)
@@ -376,12 +384,9 @@ const lz4Block = (src: Uint8Array, out: Uint8Array): number => {
     if (offset === 0 || offset > op) return -1
     let len = token & 15
     if (len === 15) {
-      let b: number
-      do {
-        if (ip >= end) return -1
-        b = src[ip++]!
-        len += b
-      } while (b === 255)
+      const more = extension()
+      if (more < 0) return -1
+      len += more
     }
     len += 4
     if (op + len > limit) return -1
