@@ -4,7 +4,6 @@
  * (one of them killed mid-flight), and the standalone `partd-server` process
  * stopped by signals.
  */
-import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import { createRequire } from "node:module"
 import * as os from "node:os"
@@ -13,6 +12,7 @@ import { fileURLToPath } from "node:url"
 import { describe, expect, it } from "@effect/vitest"
 import { File } from "@partd/backend-file"
 import { Client, Dict, Server, Buffer as StoreBuffer } from "@partd/core"
+import * as Child from "@partd/test/Child"
 import { suite } from "@partd/test/StoreSuite"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
 
@@ -34,39 +34,6 @@ suite(
   { propertyRuns: 10 }
 )
 
-/** Starts a child process; resolves with it once it printed `ready` on stdout. */
-const startChild = (args: ReadonlyArray<string>, ready: RegExp) =>
-  Effect.callback<{ readonly child: ChildProcess; readonly output: () => string }, Error>((resume) => {
-    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] })
-    let out = ""
-    let done = false
-    child.stdout!.on("data", (d: Buffer) => {
-      out += d.toString()
-      if (!done && ready.test(out)) {
-        done = true
-        resume(Effect.succeed({ child, output: () => out }))
-      }
-    })
-    child.stderr!.on("data", (d: Buffer) => {
-      out += d.toString()
-    })
-    child.on("exit", (code) => {
-      if (!done) {
-        done = true
-        resume(Effect.fail(new Error(`child exited with ${code} before it was ready:\n${out}`)))
-      }
-    })
-  })
-
-const exitOf = (child: ChildProcess) =>
-  Effect.callback<number | string>((resume) => {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      resume(Effect.succeed(child.exitCode ?? child.signalCode!))
-      return
-    }
-    child.on("exit", (code, signal) => resume(Effect.succeed(code ?? signal!)))
-  })
-
 describe("many processes, one server", () => {
   it.live(
     "worker processes append concurrently: every byte exactly once, each worker's order kept",
@@ -85,16 +52,16 @@ describe("many processes, one server", () => {
         const chunkBytes = 64
         const children = yield* Effect.forEach(
           Array.from({ length: workers }, (_, w) => w),
-          (w) => startChild([appender, address, String(w), String(records), String(chunkBytes)], /started/),
+          (w) => Child.start([appender, address, String(w), String(records), String(chunkBytes)], /started/),
           { concurrency: "unbounded" }
         )
         // A fifth worker that dies mid-flight, with big appends on the wire.
-        const doomed = yield* startChild([appender, address, "9", "100000", String(256 * 1024)], /started/)
+        const doomed = yield* Child.start([appender, address, "9", "100000", String(256 * 1024)], /started/)
         yield* Effect.sleep(50)
         doomed.child.kill("SIGKILL")
-        const codes = yield* Effect.forEach(children, ({ child }) => exitOf(child), { concurrency: "unbounded" })
+        const codes = yield* Effect.forEach(children, ({ child }) => Child.exitOf(child), { concurrency: "unbounded" })
         expect(codes, children.map((c) => c.output()).join("\n")).toEqual(Array(workers).fill(0))
-        expect(yield* exitOf(doomed.child)).toBe("SIGKILL")
+        expect(yield* Child.exitOf(doomed.child)).toBe("SIGKILL")
 
         const scope = yield* Scope.make()
         const store = yield* Client.make({ address }).pipe(Scope.provide(scope))
@@ -141,7 +108,7 @@ describe("partd-server", () => {
       const base = fs.mkdtempSync(nodePath.join(os.tmpdir(), "partd-bin-"))
       yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(base, { recursive: true, force: true })))
       const dir = nodePath.join(base, "data")
-      const { child, output } = yield* startChild(
+      const { child, output } = yield* Child.start(
         [serverMain, "--listen", listen(base), "--dir", dir, "--store", store],
         /listening on (\S+)/
       )
@@ -158,7 +125,7 @@ describe("partd-server", () => {
       }
       yield* Scope.close(scope, Exit.void)
       child.kill(signal)
-      const code = yield* exitOf(child)
+      const code = yield* Child.exitOf(child)
       expect(code, output()).toBe(0)
       expect(output()).toContain("partd-server stopped")
       const expected = (p: string) => Array.from({ length: 50 }, (_, i) => `${p}${i};`).join("")

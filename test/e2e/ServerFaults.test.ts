@@ -14,7 +14,7 @@
  *   call that was not sent when its caller stopped waiting is never
  *   applied, also after the server resumes.
  */
-import { type ChildProcess, spawn } from "node:child_process"
+import type { ChildProcess } from "node:child_process"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import * as os from "node:os"
@@ -22,44 +22,13 @@ import * as nodePath from "node:path"
 import { fileURLToPath } from "node:url"
 import { describe, expect, it } from "@effect/vitest"
 import { Client, type Server, type Store, Wire } from "@partd/core"
+import * as Child from "@partd/test/Child"
 import { Effect, Exit, Fiber, Schedule, Scope } from "effect"
 
 const here = nodePath.dirname(fileURLToPath(import.meta.url))
 const serverFixture = nodePath.join(here, "fixtures", "server.ts")
 const serverMain = nodePath.resolve(here, "../../packages/backend-file/src/partd-server.ts")
 const MiB = 1024 * 1024
-
-/** Starts a node child on `args`; resolves once its output matches `ready`. */
-const startChild = (args: ReadonlyArray<string>, ready: RegExp) =>
-  Effect.acquireRelease(
-    Effect.callback<{ readonly child: ChildProcess; readonly output: () => string }, Error>((resume) => {
-      const child = spawn(process.execPath, ["--conditions=@partd/source", ...args], {
-        stdio: ["ignore", "pipe", "pipe"]
-      })
-      let out = ""
-      let done = false
-      const onData = (d: Buffer) => {
-        out += d.toString()
-        if (!done && ready.test(out)) {
-          done = true
-          resume(Effect.succeed({ child, output: () => out }))
-        }
-      }
-      child.stdout!.on("data", onData)
-      child.stderr!.on("data", onData)
-      child.on("exit", (code, signal) => {
-        if (!done) {
-          done = true
-          resume(Effect.fail(new Error(`child exited with ${code ?? signal} before it was ready:\n${out}`)))
-        }
-      })
-    }),
-    ({ child }) =>
-      Effect.sync(() => {
-        child.kill("SIGCONT")
-        child.kill("SIGKILL")
-      })
-  )
 
 /** A field of /proc/PID/status, in bytes (`VmRSS`, or `VmHWM` for the peak). */
 const memoryOf = (pid: number, field: "VmRSS" | "VmHWM"): number => {
@@ -166,7 +135,7 @@ describe("the server validates before it allocates", () => {
         yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true })))
         // The default limits (128 MiB frames); a heap bound so that a server that builds an
         // object per chunk dies in seconds instead of after eating gigabytes.
-        const { child } = yield* startChild(
+        const { child } = yield* Child.start(
           ["--max-old-space-size=512", serverMain, "--listen", `unix:${path}`, "--dir", nodePath.join(dir, "data")],
           /listening on/
         )
@@ -307,7 +276,7 @@ describe("a fuzz of the server with frames crafted to amplify", () => {
         const { dir, path } = tempSocket("fuzz")
         yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true })))
         // A bounded heap too: a server that kept what it should not would die of it.
-        const { child } = yield* startChild(
+        const { child } = yield* Child.start(
           ["--max-old-space-size=192", serverFixture, path, JSON.stringify(fuzzLimits)],
           /listening/
         )
@@ -373,7 +342,7 @@ describe("Client: bounded waits, no ghost writes", () => {
       Effect.gen(function* () {
         const { dir, path } = tempSocket("stop")
         yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true })))
-        const { child } = yield* startChild(
+        const { child } = yield* Child.start(
           [serverMain, "--listen", `unix:${path}`, "--dir", nodePath.join(dir, "data"), "--store", "file"],
           /listening on/
         )

@@ -3,13 +3,13 @@
  * real full disk makes the process exit non-zero and say what was lost, and
  * `--flush-after-ms` puts bytes on disk before a `kill -9` can take them.
  */
-import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as nodePath from "node:path"
 import { fileURLToPath } from "node:url"
 import { describe, expect, it } from "@effect/vitest"
 import { Client } from "@partd/core"
+import * as Child from "@partd/test/Child"
 import { fill, tmpfs } from "@partd/test/FullDisk"
 import { Effect, Exit, Scope } from "effect"
 
@@ -18,43 +18,10 @@ const serverMain = nodePath.resolve(here, "../src/partd-server.ts")
 
 /** Starts `partd-server` with `args`; resolves once it listens, killed when the scope closes. */
 const startServer = (args: ReadonlyArray<string>) =>
-  Effect.acquireRelease(
-    Effect.callback<{ readonly child: ChildProcess; readonly output: () => string; readonly address: string }, Error>(
-      (resume) => {
-        const child = spawn(process.execPath, ["--conditions=@partd/source", serverMain, ...args], {
-          stdio: ["ignore", "pipe", "pipe"]
-        })
-        let out = ""
-        let ready = false
-        const onData = (d: Uint8Array) => {
-          out += d.toString()
-          const listening = /listening on (\S+)/.exec(out)
-          if (!ready && listening !== null) {
-            ready = true
-            resume(Effect.succeed({ child, output: () => out, address: listening[1]! }))
-          }
-        }
-        child.stdout!.on("data", onData)
-        child.stderr!.on("data", onData)
-        child.on("exit", (code) => {
-          if (!ready) {
-            ready = true
-            resume(Effect.fail(new Error(`partd-server exited with ${code} before listening:\n${out}`)))
-          }
-        })
-      }
-    ),
-    ({ child }) => Effect.sync(() => child.kill("SIGKILL"))
-  )
-
-const exitOf = (child: ChildProcess) =>
-  Effect.callback<number | string>((resume) => {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      resume(Effect.succeed(child.exitCode ?? child.signalCode!))
-      return
-    }
-    child.on("exit", (code, signal) => resume(Effect.succeed(code ?? signal!)))
-  })
+  Effect.map(Child.start([serverMain, ...args], /listening on (\S+)/), (started) => ({
+    ...started,
+    address: /listening on (\S+)/.exec(started.output())![1]!
+  }))
 
 /** Appends through a client that is closed afterwards (every append answered). */
 const appendAll = (address: string, data: ReadonlyArray<readonly [string, Uint8Array]>) =>
@@ -83,7 +50,7 @@ describe("partd-server on a full disk", () => {
       ])
       fill(mount)
       child.kill("SIGTERM")
-      const code = yield* exitOf(child)
+      const code = yield* Child.exitOf(child)
       expect(code, output()).not.toBe(0)
       expect(output()).not.toContain("data flushed")
       expect(output()).toContain(`DATA LOST: ${3 * mib} bytes of 2 keys`)
@@ -110,7 +77,7 @@ describe("partd-server --flush-after-ms", () => {
       yield* appendAll(address, [["k", new TextEncoder().encode("kept")]])
       yield* Effect.sleep("600 millis")
       child.kill("SIGKILL")
-      yield* exitOf(child)
+      yield* Child.exitOf(child)
       expect(fs.readFileSync(nodePath.join(dir, "k"), "utf8")).toBe("kept")
     })
   )
