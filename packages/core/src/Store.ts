@@ -295,13 +295,7 @@ export const toBatch = (data: AppendInput): Batch | StoreError => {
   }
   if (Key.isKeySet((data as Columns).keys)) {
     const { keys, values: given } = data as Columns
-    if (!Array.isArray(given) || given.length !== keys.paths.length) {
-      return new StoreError({
-        reason: "BadValue",
-        method: "append",
-        description: `columns: expected ${keys.paths.length} values, one per key`
-      })
-    }
+    if (!Array.isArray(given) || given.length !== keys.paths.length) return badColumns("append", keys)
     const bytes = totalBytes(keys.paths, given)
     if (bytes instanceof StoreError) return bytes
     // The key set's own frozen array: backends may cache per key set.
@@ -341,6 +335,14 @@ const checked = (keys: Array<unknown>, values: Array<unknown>): Batch | StoreErr
   if (bytes instanceof StoreError) return bytes
   return { paths, values: values as Array<Uint8Array>, bytes }
 }
+
+/** Columns whose values are not an array of one value per key. */
+const badColumns = (method: string, keys: Key.KeySet): StoreError =>
+  new StoreError({
+    reason: "BadValue",
+    method,
+    description: `columns: expected ${keys.paths.length} values, one per key`
+  })
 
 /** The keys and values of an input other than columns, as given, not yet checked. */
 interface Collected {
@@ -498,13 +500,7 @@ export const toEntries = <A>(method: string, data: Input<A>): Entries<A> | Store
   }
   if (Key.isKeySet((data as ColumnsOf<A>).keys)) {
     const { keys, values } = data as ColumnsOf<A>
-    if (!Array.isArray(values) || values.length !== keys.paths.length) {
-      return new StoreError({
-        reason: "BadValue",
-        method,
-        description: `columns: expected ${keys.paths.length} values, one per key`
-      })
-    }
+    if (!Array.isArray(values) || values.length !== keys.paths.length) return badColumns(method, keys)
     // The key set's own frozen array: backends may cache per key set.
     return { paths: keys.paths, values }
   }
