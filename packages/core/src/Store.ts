@@ -29,7 +29,7 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Schema, type Scope } from "effect"
+import { Context, Effect, Schema, type Scope, Stream } from "effect"
 import * as Key from "./Key.ts"
 
 /**
@@ -156,8 +156,11 @@ export const keySet = (keys: ReadonlyArray<Key.Key>): Effect.Effect<Key.KeySet, 
  * @category models
  */
 export interface Shape {
-  /** Appends each chunk to its key's value. */
-  readonly append: (data: AppendInput) => Effect.Effect<void, StoreError>
+  /**
+   * Appends each chunk to its key's value. A call with an `id` (see
+   * {@link AppendOptions}) is applied at most once however often it is sent.
+   */
+  readonly append: (data: AppendInput, options?: AppendOptions) => Effect.Effect<void, StoreError>
   /** The values of `keys`, in order; a key that holds nothing gives empty bytes. */
   readonly get: (keys: ReadonlyArray<Key.Key>) => Effect.Effect<ReadonlyArray<Uint8Array>, StoreError>
   /** Sets `key` to `value` the first time it is called for `key` on this store instance. */
@@ -166,7 +169,55 @@ export interface Shape {
   readonly delete: (keys: ReadonlyArray<Key.Key>) => Effect.Effect<void, StoreError>
   /** Removes every key; the store stays usable. */
   readonly drop: Effect.Effect<void, StoreError>
+  /**
+   * The value of `key` in order, as pieces of at most `chunkBytes` (default
+   * {@link defaultChunkBytes}), holding a few pieces in memory whatever the
+   * value's size. A missing key is an empty stream. It yields the value as it
+   * stood when the stream started, never part of a half-applied append.
+   */
+  readonly stream: (key: Key.Key, options?: StreamOptions) => Stream.Stream<Uint8Array, StoreError>
+  /** Every key that holds bytes, each once, in no particular order. */
+  readonly keys: Stream.Stream<Key.Path, StoreError>
+  /**
+   * The bytes each key holds, without reading them: for a store that encodes
+   * (compression, encodings), the size of the encoded bytes it keeps.
+   */
+  readonly size: (keys: ReadonlyArray<Key.Key>) => Effect.Effect<ReadonlyArray<number>, StoreError>
 }
+
+/**
+ * Options of an `append` call.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface AppendOptions {
+  /**
+   * The call's id: a store applies a call with an id it has seen (within its
+   * window, see each store's docs) no more, so a call that failed with `Io`
+   * may be sent again with the same id. 1 to 128 characters.
+   */
+  readonly id?: string | undefined
+}
+
+/**
+ * Options of a `stream` call.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StreamOptions {
+  /** The largest piece the stream yields, in bytes (default {@link defaultChunkBytes}). */
+  readonly chunkBytes?: number | undefined
+}
+
+/**
+ * The largest piece `stream` yields unless told otherwise: 1 MiB.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultChunkBytes = 1024 * 1024
 
 /**
  * The `Store` service.
@@ -204,14 +255,25 @@ export class Store extends Context.Service<Store, Shape>()("@partd/core/Store") 
  * @category models
  */
 export interface Backend {
+  /**
+   * `id`, when given, is the call's id, already validated: a backend applies
+   * a call whose id it has seen (within its window) no more, and succeeds.
+   */
   readonly append: (
     paths: ReadonlyArray<Key.Path>,
-    values: ReadonlyArray<Uint8Array>
+    values: ReadonlyArray<Uint8Array>,
+    id?: string | undefined
   ) => Effect.Effect<void, StoreError>
   readonly get: (paths: ReadonlyArray<Key.Path>) => Effect.Effect<ReadonlyArray<Uint8Array>, StoreError>
   readonly iset: (path: Key.Path, value: Uint8Array) => Effect.Effect<void, StoreError>
   readonly delete: (paths: ReadonlyArray<Key.Path>) => Effect.Effect<void, StoreError>
   readonly drop: Effect.Effect<void, StoreError>
+  /** `Store.Shape.stream` over a validated path; `chunkBytes` is a validated positive integer. */
+  readonly stream?: (path: Key.Path, chunkBytes: number) => Stream.Stream<Uint8Array, StoreError>
+  /** `Store.Shape.keys`. */
+  readonly keys?: Stream.Stream<Key.Path, StoreError>
+  /** `Store.Shape.size` over validated paths. */
+  readonly size?: (paths: ReadonlyArray<Key.Path>) => Effect.Effect<ReadonlyArray<number>, StoreError>
   /**
    * Optional, for in-memory backends: the chunks each path holds, unjoined, so
    * that a wrapping store (Buffer) can move or join them with one copy instead
@@ -444,11 +506,18 @@ export const toBackend = (store: Shape): Backend => {
   const backend = (store as Shape & { readonly [BackendTypeId]?: Backend })[BackendTypeId]
   if (backend !== undefined) return backend
   return {
-    append: (paths, values) => store.append(paths.map((path, i) => [path, values[i]!] as const)),
+    append: (paths, values, id) =>
+      store.append(
+        paths.map((path, i) => [path, values[i]!] as const),
+        id === undefined ? undefined : { id }
+      ),
     get: (paths) => store.get(paths),
     iset: (path, value) => store.iset(path, value),
     delete: (paths) => store.delete(paths),
-    drop: store.drop
+    drop: store.drop,
+    stream: (path, chunkBytes) => store.stream(path, { chunkBytes }),
+    keys: store.keys,
+    size: (paths) => store.size(paths)
   }
 }
 
@@ -518,27 +587,38 @@ export const toEntries = <A>(method: string, data: Input<A>): Entries<A> | Store
  * @since 0.1.0
  * @category models
  */
-export interface Operations<A, R, E> {
-  readonly append: (paths: ReadonlyArray<Key.Path>, values: ReadonlyArray<A>) => Effect.Effect<void, E>
+export interface Operations<A, R, E, S = R> {
+  readonly append: (
+    paths: ReadonlyArray<Key.Path>,
+    values: ReadonlyArray<A>,
+    id?: string | undefined
+  ) => Effect.Effect<void, E>
   readonly get: (paths: ReadonlyArray<Key.Path>) => Effect.Effect<ReadonlyArray<R>, E>
   readonly iset: (path: Key.Path, value: A) => Effect.Effect<void, E>
   readonly delete: (paths: ReadonlyArray<Key.Path>) => Effect.Effect<void, E>
   readonly drop: Effect.Effect<void, E>
+  readonly stream?: ((path: Key.Path, chunkBytes: number) => Stream.Stream<S, E>) | undefined
+  readonly keys?: Stream.Stream<Key.Path, E> | undefined
+  readonly size?: ((paths: ReadonlyArray<Key.Path>) => Effect.Effect<ReadonlyArray<number>, E>) | undefined
 }
 
 /**
  * The public operations of a store built with {@link shell}: a byte store's
- * {@link Shape} when `A` and `R` are bytes, a typed store's otherwise.
+ * {@link Shape} when `A`, `R` and `S` are bytes, a typed store's otherwise
+ * (`stream` yields values of type `S`).
  *
  * @since 0.1.0
  * @category models
  */
-export interface Shell<A, R, E, I = Input<A>> {
-  readonly append: (data: I) => Effect.Effect<void, E | StoreError>
+export interface Shell<A, R, E, I = Input<A>, S = R> {
+  readonly append: (data: I, options?: AppendOptions) => Effect.Effect<void, E | StoreError>
   readonly get: (keys: ReadonlyArray<Key.Key>) => Effect.Effect<ReadonlyArray<R>, E | StoreError>
   readonly iset: (key: Key.Key, value: A) => Effect.Effect<void, E | StoreError>
   readonly delete: (keys: ReadonlyArray<Key.Key>) => Effect.Effect<void, E | StoreError>
   readonly drop: Effect.Effect<void, E | StoreError>
+  readonly stream: (key: Key.Key, options?: StreamOptions) => Stream.Stream<S, E | StoreError>
+  readonly keys: Stream.Stream<Key.Path, E | StoreError>
+  readonly size: (keys: ReadonlyArray<Key.Key>) => Effect.Effect<ReadonlyArray<number>, E | StoreError>
 }
 
 /**
@@ -573,10 +653,10 @@ export interface ShellOptions<A, I> {
  * @since 0.1.0
  * @category constructors
  */
-export const shell = <A, R, E, I = Input<A>>(
-  operations: Operations<A, R, E>,
+export const shell = <A, R, E, I = Input<A>, S = R>(
+  operations: Operations<A, R, E, S>,
   options: ShellOptions<A, I> = {}
-): Effect.Effect<Shell<A, R, E, I>, never, Scope.Scope> =>
+): Effect.Effect<Shell<A, R, E, I, S>, never, Scope.Scope> =>
   Effect.gen(function* () {
     let closed = false
     yield* Effect.addFinalizer(() =>
@@ -588,12 +668,14 @@ export const shell = <A, R, E, I = Input<A>>(
     const checkValue = options.checkValue
     const skipEmpty = options.forwardEmpty !== true
     return {
-      append: (data) =>
+      append: (data, appendOptions) =>
         Effect.suspend((): Effect.Effect<void, E | StoreError> => {
           if (closed) return Effect.fail(closedError("append"))
           const batch = parse(data)
           if (batch instanceof StoreError) return Effect.fail(batch)
-          return skipEmpty && batch.paths.length === 0 ? Effect.void : operations.append(batch.paths, batch.values)
+          const id = appendOptions?.id
+          if (id !== undefined && !isCallId(id)) return Effect.fail(badCallId(id))
+          return skipEmpty && batch.paths.length === 0 ? Effect.void : operations.append(batch.paths, batch.values, id)
         }),
       get: (keys) =>
         Effect.suspend((): Effect.Effect<ReadonlyArray<R>, E | StoreError> => {
@@ -619,9 +701,57 @@ export const shell = <A, R, E, I = Input<A>>(
         }),
       drop: Effect.suspend(
         (): Effect.Effect<void, E | StoreError> => (closed ? Effect.fail(closedError("drop")) : operations.drop)
-      )
+      ),
+      stream: (key, streamOptions) =>
+        Stream.suspend((): Stream.Stream<S, E | StoreError> => {
+          if (closed) return Stream.fail(closedError("stream"))
+          const path = toPathOrError("stream", key)
+          if (path instanceof StoreError) return Stream.fail(path)
+          const chunkBytes = streamOptions?.chunkBytes ?? defaultChunkBytes
+          if (!Number.isSafeInteger(chunkBytes) || chunkBytes < 1) return Stream.fail(badChunkBytes(chunkBytes))
+          return operations.stream === undefined
+            ? Stream.fail(unsupported("stream"))
+            : operations.stream(path, chunkBytes)
+        }),
+      keys: Stream.suspend((): Stream.Stream<Key.Path, E | StoreError> => {
+        if (closed) return Stream.fail(closedError("keys"))
+        return operations.keys ?? Stream.fail(unsupported("keys"))
+      }),
+      size: (keys) =>
+        Effect.suspend((): Effect.Effect<ReadonlyArray<number>, E | StoreError> => {
+          if (closed) return Effect.fail(closedError("size"))
+          const paths = toPaths("size", keys)
+          if (paths instanceof StoreError) return Effect.fail(paths)
+          if (skipEmpty && paths.length === 0) return Effect.succeed([])
+          return operations.size === undefined ? Effect.fail(unsupported("size")) : operations.size(paths)
+        })
     }
   })
+
+/** The longest call id `append` takes. */
+const maxCallIdLength = 128
+
+const isCallId = (id: unknown): id is string => typeof id === "string" && id.length >= 1 && id.length <= maxCallIdLength
+
+const badCallId = (id: unknown): StoreError =>
+  new StoreError({
+    reason: "BadValue",
+    method: "append",
+    description: `a call id must be a string of 1 to ${maxCallIdLength} characters, got ${
+      typeof id === "string" ? `${id.length} characters` : typeof id
+    }`
+  })
+
+const badChunkBytes = (chunkBytes: unknown): StoreError =>
+  new StoreError({
+    reason: "BadValue",
+    method: "stream",
+    description: `chunkBytes must be a positive integer, got ${String(chunkBytes)}`
+  })
+
+// Until every store implements stream, keys and size (issue #17).
+const unsupported = (method: string): StoreError =>
+  new StoreError({ reason: "Io", method, description: "this store does not implement it yet" })
 
 const checkBytes = (method: string, key: unknown, value: unknown): StoreError | undefined =>
   value instanceof Uint8Array ? undefined : badValue(method, key, value)
@@ -652,6 +782,9 @@ export const make = (
       {
         append: backend.append,
         get: backend.get,
+        stream: backend.stream,
+        keys: backend.keys,
+        size: backend.size,
         iset: (path, value) =>
           isetSeen.has(path)
             ? Effect.void
