@@ -5,7 +5,9 @@
  * (naming every new key first, so a bad key writes nothing) and take each
  * file's length; write the intent record (see `Intent`); write each key's
  * chunks, one write(2) per key (writev(2) when the call appends to a key
- * more than once); mark the record finished. When a write fails, every file
+ * more than once); mark the record finished. A call with an id (see
+ * `Calls`) names it in the record and records it after the writes, before
+ * the record is marked finished: that is the step that commits it. When a write fails, every file
  * the call touched is cut back to its length before the call before the
  * error is returned; a process killed in the middle leaves the record, and
  * the next lock holder cuts the files back.
@@ -21,6 +23,7 @@
 import * as fs from "node:fs"
 import type { Key } from "@partd/core"
 import { constants as extConstants, seekSync } from "fs-ext-extra-prebuilt"
+import type * as Calls from "./Calls.ts"
 import type * as Handles from "./Handles.ts"
 import * as Intent from "./Intent.ts"
 import type * as Layout from "./Layout.ts"
@@ -38,6 +41,7 @@ export interface Context {
   readonly layout: Layout.Layout
   readonly handles: Handles.Handles
   readonly intent: Intent.Writer
+  readonly calls: Calls.Calls
   readonly fsync: boolean
 }
 
@@ -47,7 +51,12 @@ export interface Context {
  * @since 0.1.0
  * @category models
  */
-export type Append = (paths: ReadonlyArray<Key.Path>, values: ReadonlyArray<Uint8Array>, at: Lock.At) => void
+export type Append = (
+  paths: ReadonlyArray<Key.Path>,
+  values: ReadonlyArray<Uint8Array>,
+  at: Lock.At,
+  call?: Calls.Call | undefined
+) => void
 
 const writeAll = (fd: number, chunk: Uint8Array): void => {
   let offset = 0
@@ -119,10 +128,11 @@ const appendKnown = (
   known: ReadonlyArray<Handles.Handle>,
   names: Uint8Array,
   values: ReadonlyArray<Uint8Array>,
-  at: Lock.At
+  at: Lock.At,
+  call: Calls.Call | undefined
 ): void => {
   const n = known.length
-  const lengths = context.intent.begin(n, names)
+  const lengths = context.intent.begin(n, names, call)
   for (let i = 0; i < n; i++) {
     lengths[2 * i] = lengthOf(known[i]!.fd)
     lengths[2 * i + 1] = values[i]!.byteLength
@@ -140,8 +150,9 @@ const appendKnown = (
       if (value.byteLength > 0) writeAll(known[i]!.fd, value)
       if (context.fsync) fs.fsyncSync(known[i]!.fd)
     }
+    if (call !== undefined) context.calls.commit(call)
   } catch (error) {
-    at.key = known[i]!.path
+    at.key = known[Math.min(i, n - 1)]!.path
     rollBack(context, n, (j) => known[j]!, lengths)
     throw error
   }
@@ -211,13 +222,18 @@ export const make = (context: Context): Append => {
     keySet.names = Intent.names(names)
   }
 
-  const appendAny = (paths: ReadonlyArray<Key.Path>, values: ReadonlyArray<Uint8Array>, at: Lock.At): void => {
+  const appendAny = (
+    paths: ReadonlyArray<Key.Path>,
+    values: ReadonlyArray<Uint8Array>,
+    at: Lock.At,
+    call: Calls.Call | undefined
+  ): void => {
     // Name every new key before opening anything, so a bad key writes nothing.
     for (let i = 0; i < paths.length; i++) if (handles.get(paths[i]!) === undefined) layout.nameOf("append", paths[i]!)
     try {
       collect(paths, values, at)
       const n = touched.length
-      const lengths = intent.begin(n, Intent.names(relatives))
+      const lengths = intent.begin(n, Intent.names(relatives), call)
       for (let i = 0; i < n; i++) {
         let added = 0
         for (const chunk of touched[i]!.chunks) added += chunk.byteLength
@@ -232,6 +248,7 @@ export const make = (context: Context): Append => {
       }
       try {
         writeTouched(at)
+        if (call !== undefined) context.calls.commit(call)
       } catch (error) {
         rollBack(context, n, (j) => touched[j]!, lengths)
         throw error
@@ -245,14 +262,14 @@ export const make = (context: Context): Append => {
     }
   }
 
-  return (paths, values, at) => {
+  return (paths, values, at, call) => {
     if (Object.isFrozen(paths)) {
       const keySet = handles.keySet(paths)
-      if (keySet.handles !== undefined) return appendKnown(context, keySet.handles, keySet.names!, values, at)
-      appendAny(paths, values, at)
+      if (keySet.handles !== undefined) return appendKnown(context, keySet.handles, keySet.names!, values, at, call)
+      appendAny(paths, values, at, call)
       if (!keySet.tried) remember(paths, keySet)
       return
     }
-    appendAny(paths, values, at)
+    appendAny(paths, values, at, call)
   }
 }

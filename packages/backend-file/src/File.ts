@@ -13,8 +13,9 @@
  *
  * The parts, each in its own module: `Layout` (a key's file: naming,
  * opening, reading, removing), `Handles` (the bounded cache of open append
- * handles), `Append` (the all-or-nothing append) with `Intent` (its record),
- * and `Lock` (exclusion between processes). This module puts them together.
+ * handles), `Append` (the all-or-nothing append) with `Intent` (its record)
+ * and `Calls` (the call ids it has applied), and `Lock` (exclusion between
+ * processes). This module puts them together.
  *
  * Speed. Append handles stay open in a bounded cache (`maxOpenFiles`), so an
  * append costs one write(2) per key. All I/O is synchronous, in plain loops,
@@ -38,6 +39,12 @@
  * (permissions, a full disk, a directory where a file should be) fails with
  * reason `Io`, the key, and the system error as cause.
  *
+ * Call ids. An append given an id applies nothing, and succeeds, when the
+ * directory has recorded that id: the last 65,536 ids recorded by any process
+ * using the directory (see `Calls`). The id is recorded in the same step that
+ * commits the call, so a process killed before it leaves the call undone and
+ * its id free, and one killed after leaves both; `drop` keeps the ids.
+ *
  * Lifetime. Without `path` the store lives in a fresh temporary directory
  * (under `dir` when given, else the OS temp dir) that is removed when the
  * Layer's scope closes, whether the program succeeded, failed or was
@@ -52,6 +59,7 @@ import * as nodePath from "node:path"
 import { Store } from "@partd/core"
 import { Effect, Layer, type Scope } from "effect"
 import * as Append from "./Append.ts"
+import * as Calls from "./Calls.ts"
 import * as FileName from "./FileName.ts"
 import * as Handles from "./Handles.ts"
 import * as Intent from "./Intent.ts"
@@ -132,12 +140,18 @@ const acquireHandles = (layout: Layout.Layout, options: Options): Effect.Effect<
   )
 
 /** The store's calls over its parts, each one synchronous body under the lock. */
-const backendOf = (lock: Lock.Lock, layout: Layout.Layout, handles: Handles.Handles, fsync: boolean): Store.Backend => {
-  const append = Append.make({ layout, handles, intent: Intent.writer(lock, fsync), fsync })
+const backendOf = (
+  lock: Lock.Lock,
+  layout: Layout.Layout,
+  handles: Handles.Handles,
+  calls: Calls.Calls,
+  fsync: boolean
+): Store.Backend => {
+  const append = Append.make({ layout, handles, intent: Intent.writer(lock, fsync), calls, fsync })
   /** Undoes what an unfinished append left; until it can, every call fails saying so. */
   const recover = (method: string): void => {
     try {
-      Intent.recover(lock, layout)
+      Intent.recover(lock, layout, calls)
     } catch (cause) {
       throw new Store.StoreError({
         reason: "Io",
@@ -150,12 +164,21 @@ const backendOf = (lock: Lock.Lock, layout: Layout.Layout, handles: Handles.Hand
   /** Runs `body` under the lock, after catching up with what other processes did. */
   const locked = <A>(method: string, body: (at: Lock.At) => A): Effect.Effect<A, Store.StoreError> =>
     Lock.run(lock, method, (at) => {
-      if (lock.stale()) handles.closeAll()
+      if (lock.stale()) {
+        handles.closeAll()
+        calls.refresh()
+      }
       if (Intent.pending(lock)) recover(method)
       return body(at)
     })
   return {
-    append: (paths, values) => locked("append", (at) => append(paths, values, at)),
+    append: (paths, values, id) =>
+      locked("append", (at) => {
+        if (id === undefined) return append(paths, values, at)
+        const call = calls.prepare(id)
+        // A call whose id is recorded was applied: a repeat applies nothing, and succeeds.
+        if (call !== undefined) append(paths, values, at, call)
+      }),
     get: (paths) =>
       locked("get", (at) => {
         // Name every key first: a bad key fails the call before anything is read.
@@ -207,7 +230,12 @@ export const make = (options: Options = {}): Effect.Effect<Store.Shape, Store.St
     const lock = yield* acquireLock(root)
     const layout = Layout.make(root)
     const handles = yield* acquireHandles(layout, options)
-    return yield* Store.make(backendOf(lock, layout, handles, options.fsync === true))
+    const fsync = options.fsync === true
+    const calls = yield* Effect.acquireRelease(
+      Effect.sync(() => Calls.make(nodePath.join(root, FileName.CALLS), fsync)),
+      (calls) => Effect.sync(() => calls.close())
+    )
+    return yield* Store.make(backendOf(lock, layout, handles, calls, fsync))
   })
 
 /**

@@ -69,6 +69,15 @@ export const LOCK = ".lock"
 export const STATE = ".lock%state"
 
 /**
+ * The name of the file of recorded append call ids (see `Calls`): like
+ * {@link STATE}, a name no key of this store or of Python partd has.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const CALLS = ".lock%calls"
+
+/**
  * The name, inside a directory, of the value of the key that names that
  * directory. A key `a` and a key `a/b` can both hold bytes, but `a` cannot
  * be both a file and a directory: once `a/b` exists, the bytes of `a` live in

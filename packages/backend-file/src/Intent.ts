@@ -21,19 +21,30 @@
  * bytes. The record carries a checksum: a record torn by the crash itself
  * was written before any key's bytes, so there is nothing to undo.
  *
+ * An append with a call id (see `Calls`) records the call too, and the
+ * call's slot in the ids file is what commits it: a dead call whose slot was
+ * written had written every key's bytes, so recovery keeps them and only
+ * marks the record finished.
+ *
  * Layout, from `Lock.HEAD_BYTES` in the state file: a 16-byte header
  * (magic, file count, payload bytes, FNV-1a checksum of the payload), then
- * the payload: two float64 per file (length before, bytes added), then the
- * files' relative names in UTF-8 separated by NUL (names never contain NUL,
- * see `FileName`).
+ * the payload: with the magic of a call, its sequence number (float64) and
+ * id hash (16 bytes); two float64 per file (length before, bytes added);
+ * then the files' relative names in UTF-8 separated by NUL (names never
+ * contain NUL, see `FileName`).
  *
  * @since 0.1.0
  */
+import type * as Calls from "./Calls.ts"
 import type * as Layout from "./Layout.ts"
 import * as Lock from "./Lock.ts"
 
 const MAGIC = 0x31494450 // "PDI1" little-endian
+/** The magic of a record that carries a call (see `Calls`). */
+const MAGIC_CALL = 0x32494450 // "PDI2" little-endian
 const HEADER_BYTES = 16
+/** A call's part of the payload: its sequence number and id hash. */
+const CALL_BYTES = 24
 
 /** FNV-1a over `bytes`. */
 const checksum = (bytes: Uint8Array): number => {
@@ -53,9 +64,10 @@ export interface Writer {
    * Starts a record of `count` files whose relative names, NUL-separated, are
    * `names`; returns the array to fill before {@link Writer.commit}: for the
    * i-th file, `[2i]` its length before the call and `[2i + 1]` the bytes
-   * the call adds to it. The array is valid until the next `begin`.
+   * the call adds to it. The array is valid until the next `begin`. With
+   * `call`, the record names the call too (see `Calls`).
    */
-  readonly begin: (count: number, names: Uint8Array) => Float64Array
+  readonly begin: (count: number, names: Uint8Array, call?: Calls.Call) => Float64Array
   /** Writes the record begun last (and fsyncs it when `fsync`). Throws when it cannot. */
   readonly commit: () => void
   /** Marks the record finished: nothing is to be undone. */
@@ -82,15 +94,20 @@ export const writer = (lock: Lock.Lock, fsync: boolean): Writer => {
   let lengths = new Float64Array(0)
   const done = new Uint8Array(4)
   return {
-    begin: (count, nameBytes) => {
-      size = HEADER_BYTES + 16 * count + nameBytes.byteLength
+    begin: (count, nameBytes, call) => {
+      const start = HEADER_BYTES + (call === undefined ? 0 : CALL_BYTES)
+      size = start + 16 * count + nameBytes.byteLength
       if (buffer.byteLength < size) buffer = Buffer.allocUnsafeSlow(Math.max(size, buffer.byteLength * 2))
-      buffer.writeUInt32LE(MAGIC, 0)
+      buffer.writeUInt32LE(call === undefined ? MAGIC : MAGIC_CALL, 0)
       buffer.writeUInt32LE(count, 4)
       buffer.writeUInt32LE(size - HEADER_BYTES, 8)
-      buffer.set(nameBytes, HEADER_BYTES + 16 * count)
-      // The buffer is its own ArrayBuffer from offset 0, so HEADER_BYTES keeps float64 alignment.
-      lengths = new Float64Array(buffer.buffer, buffer.byteOffset + HEADER_BYTES, 2 * count)
+      if (call !== undefined) {
+        buffer.writeDoubleLE(call.seq, HEADER_BYTES)
+        buffer.set(call.hash, HEADER_BYTES + 8)
+      }
+      buffer.set(nameBytes, start + 16 * count)
+      // The buffer is its own ArrayBuffer from offset 0, so `start` (16 or 40) keeps float64 alignment.
+      lengths = new Float64Array(buffer.buffer, buffer.byteOffset + start, 2 * count)
       return lengths
     },
     commit: () => {
@@ -113,7 +130,16 @@ export const writer = (lock: Lock.Lock, fsync: boolean): Writer => {
  */
 export const pending = (lock: Lock.Lock): boolean => {
   const head = lock.head()
-  return head[0] === (MAGIC & 0xff) && Buffer.from(head.buffer, head.byteOffset, 4).readUInt32LE(0) === MAGIC
+  if (head[0] !== (MAGIC & 0xff)) return false
+  const magic = Buffer.from(head.buffer, head.byteOffset, 4).readUInt32LE(0)
+  return magic === MAGIC || magic === MAGIC_CALL
+}
+
+/** Whether a record's call got as far as recording its id. */
+const committed = (magic: number, payload: Uint8Array, calls: Calls.Calls): boolean => {
+  if (magic !== MAGIC_CALL || payload.byteLength < CALL_BYTES) return false
+  const view = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
+  return calls.committed(view.readDoubleLE(0), view.subarray(8, CALL_BYTES))
 }
 
 /**
@@ -124,16 +150,19 @@ export const pending = (lock: Lock.Lock): boolean => {
  * @since 0.1.0
  * @category recovery
  */
-export const recover = (lock: Lock.Lock, layout: Layout.Layout): void => {
+export const recover = (lock: Lock.Lock, layout: Layout.Layout, calls: Calls.Calls): void => {
   const header = Buffer.from(lock.readState(Lock.HEAD_BYTES, HEADER_BYTES))
-  if (header.byteLength === HEADER_BYTES && header.readUInt32LE(0) === MAGIC) {
+  const magic = header.byteLength === HEADER_BYTES ? header.readUInt32LE(0) : 0
+  if (magic === MAGIC || magic === MAGIC_CALL) {
     const count = header.readUInt32LE(4)
     const bytes = header.readUInt32LE(8)
-    const payload = lock.readState(Lock.HEAD_BYTES + HEADER_BYTES, bytes)
-    // A torn record was written before any key's bytes: nothing to undo.
-    if (payload.byteLength === bytes && checksum(payload) === header.readUInt32LE(12)) {
+    const all = lock.readState(Lock.HEAD_BYTES + HEADER_BYTES, bytes)
+    // A torn record was written before any key's bytes: nothing to undo. A
+    // call whose id was recorded wrote all of its bytes: nothing to undo either.
+    if (all.byteLength === bytes && checksum(all) === header.readUInt32LE(12) && !committed(magic, all, calls)) {
+      const payload = magic === MAGIC ? all : all.subarray(CALL_BYTES)
       const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength)
-      const files = Buffer.from(payload.buffer, payload.byteOffset + 16 * count, bytes - 16 * count)
+      const files = Buffer.from(payload.buffer, payload.byteOffset + 16 * count, payload.byteLength - 16 * count)
         .toString("utf8")
         .split("\0")
       // A file can be listed more than once (its handle closed and reopened mid-call): add up its bytes.

@@ -43,7 +43,7 @@ export interface Layout {
   readonly truncate: (relative: string, length: number) => void
   /** Removes a key's file; a file that does not exist is fine. */
   readonly remove: (relative: string) => void
-  /** Removes every key: everything in the directory but the lock's files. */
+  /** Removes every key: everything in the directory but the lock's files and the call ids. */
   readonly removeAll: () => void
 }
 
@@ -291,7 +291,7 @@ const remove = (dir: Dir, relative: string): void => {
 
 const removeAll = (dir: Dir): void => {
   for (const name of fs.readdirSync(dir.root)) {
-    if (name !== FileName.LOCK && name !== FileName.STATE) {
+    if (name !== FileName.LOCK && name !== FileName.STATE && name !== FileName.CALLS) {
       fs.rmSync(dir.rootPrefix + name, { recursive: true, force: true, maxRetries: 3 })
     }
   }
