@@ -61,9 +61,14 @@ export interface Call {
 export interface Tracker {
   /**
    * Runs one store call's commands once the client is ready, bounded by
-   * `requestTimeout`, failing it with `Io` if a connection closes under it.
+   * `timeoutMs` (default `requestTimeout`), failing it with `Io` if a
+   * connection closes under it.
    */
-  readonly run: <A>(method: string, commands: (call: Call) => Promise<A>) => Effect.Effect<A, Store.StoreError>
+  readonly run: <A>(
+    method: string,
+    commands: (call: Call) => Promise<A>,
+    timeoutMs?: number
+  ) => Effect.Effect<A, Store.StoreError>
 }
 
 /**
@@ -252,7 +257,11 @@ export const track = (client: Client, requestTimeout: Duration.Duration): Effect
       })
     )
 
-    const run = <A>(method: string, commands: (call: Call) => Promise<A>): Effect.Effect<A, Store.StoreError> =>
+    const run = <A>(
+      method: string,
+      commands: (call: Call) => Promise<A>,
+      ms = timeoutMs
+    ): Effect.Effect<A, Store.StoreError> =>
       Effect.callback<A, Store.StoreError>((resume) => {
         let done = false
         const settle = (effect: Effect.Effect<A, Store.StoreError>) => {
@@ -288,7 +297,7 @@ export const track = (client: Client, requestTimeout: Duration.Duration): Effect
                 ? maybeApplied(method, `no reply within ${timeoutText}`)
                 : unavailable(method, `not connected within ${timeoutText}`)
             ),
-          timeoutMs
+          ms
         )
         pending.add(entry)
         if (client.status === "ready") entry.send()

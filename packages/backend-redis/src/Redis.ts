@@ -47,7 +47,10 @@ import {
   type RedisOptions
 } from "ioredis"
 import * as Append from "./Append.ts"
+import * as Calls from "./Calls.ts"
 import * as Connection from "./Connection.ts"
+import * as Read from "./Read.ts"
+import * as Retry from "./Retry.ts"
 import * as Routing from "./Routing.ts"
 
 /**
@@ -86,11 +89,30 @@ export interface StoreOptions {
    */
   readonly requestTimeout?: Duration.Input | undefined
   /**
-   * Send single-server appends as one Lua script per call (default), or as a
-   * pipeline of `APPEND`s (`false`: for servers or ACL users without
-   * `EVAL`; slower on the client). A cluster always uses pipelines.
+   * Send appends as one Lua script per call (one per master on a cluster:
+   * default), or as pipelines of `APPEND`s (`false`: for servers or ACL
+   * users without `EVAL`; slower on the client). Only scripts record call
+   * ids: with `false`, an append given an `id` fails with `BadValue`, and an
+   * append that was sent is never sent again.
    */
   readonly useScripts?: boolean | undefined
+  /**
+   * How long the store remembers an append call's id (default 1 hour, at
+   * least 1 second): a call sent again with the same id within it is not
+   * applied again. Each id costs one small key per master the call touched
+   * (`<prefix>/./calls/…`, about 100 bytes) for that long.
+   */
+  readonly callWindow?: Duration.Input | undefined
+  /**
+   * How many replicas must confirm an append (`WAIT`) on every master it
+   * touched before it succeeds (default 0: acknowledged once the master
+   * applied it, as Redis replicates asynchronously). When fewer confirm
+   * within `replicaTimeout`, the append is sent again with its id until
+   * `requestTimeout`, then fails with `Io`.
+   */
+  readonly replicas?: number | undefined
+  /** How long one `WAIT` waits for `replicas` confirmations (default 1 second). */
+  readonly replicaTimeout?: Duration.Input | undefined
 }
 
 /**
@@ -120,6 +142,7 @@ export interface ClusterOptions
 
 const DEFAULT_READY_TIMEOUT = Duration.seconds(10)
 const DEFAULT_REQUEST_TIMEOUT = Duration.seconds(10)
+const DEFAULT_REPLICA_TIMEOUT = Duration.seconds(1)
 
 const globEscape = (s: string): string => s.replace(/[*?[\]\\]/g, "\\$&")
 
@@ -166,43 +189,102 @@ const keysOf = (keyPrefix: string, paths: ReadonlyArray<string>): Array<string> 
   return keys
 }
 
-/** The store's calls over a ready client, each run through the tracker. */
-const backendOf = (
-  client: Client,
-  tracker: Connection.Tracker,
-  keyPrefix: string,
-  useScripts: boolean
-): Store.Backend => {
+/** The options that shape a store's calls, validated. */
+interface Settings {
+  readonly keyPrefix: string
+  readonly useScripts: boolean
+  readonly windowSeconds: number
+  readonly replicas: number
+  readonly replicaTimeoutMs: number
+  readonly requestTimeoutMs: number
+}
+
+const noScriptsId = (): Store.StoreError =>
+  new Store.StoreError({
+    reason: "BadValue",
+    method: "append",
+    description: "redis: a call id needs the append script, and this store has useScripts: false"
+  })
+
+/** The store's calls over a ready client, each run through the tracker and sent again as `Retry` allows. */
+const backendOf = (client: Client, tracker: Connection.Tracker, settings: Settings): Store.Backend => {
+  const { keyPrefix, useScripts, replicas, replicaTimeoutMs } = settings
   const cluster = client instanceof Cluster ? client : undefined
   const server = client as IORedis
   const match = `${globEscape(keyPrefix)}*`
-  const scripts = Append.scripts(keyPrefix)
+  const scripts = Append.scripts(keyPrefix, settings.windowSeconds)
+  const retrying = Retry.make(tracker, settings.requestTimeoutMs, cluster)
+  const isRecord = (key: Buffer) => Calls.isRecord(key.toString("utf8", keyPrefix.length))
+  const appendScripts = async (
+    paths: ReadonlyArray<string>,
+    values: ReadonlyArray<Uint8Array>,
+    id: string,
+    call: Connection.Call
+  ): Promise<void> => {
+    if (cluster !== undefined) {
+      const slots = await Routing.appendScripts(cluster, scripts, keyPrefix, paths, values, id, call)
+      if (replicas > 0)
+        await Promise.all(slots.map((slot) => Append.replicate(cluster, slot, replicas, replicaTimeoutMs)))
+    } else {
+      await scripts.server(server, paths, values, id)
+      if (replicas > 0) await Append.replicate(server, null, replicas, replicaTimeoutMs)
+    }
+  }
   return {
-    append: (paths, values) =>
-      tracker.run("append", (call) => {
-        if (cluster !== undefined) return Routing.append(cluster, keysOf(keyPrefix, paths), values, call)
-        if (useScripts) return scripts(server, paths, values)
-        return Append.pipeline(server, keysOf(keyPrefix, paths), values)
-      }),
+    append: (paths, values, given) => {
+      if (!useScripts) {
+        if (given !== undefined) return Effect.fail(noScriptsId())
+        return retrying.run("append", "unsent", (call) =>
+          cluster !== undefined
+            ? Routing.append(cluster, keysOf(keyPrefix, paths), values, call)
+            : Append.pipeline(server, keysOf(keyPrefix, paths), values)
+        )
+      }
+      const id = given ?? Calls.make()
+      return retrying.run("append", "always", (call) => appendScripts(paths, values, id, call), id)
+    },
     get: (paths) =>
-      tracker.run("get", async (call) => {
+      retrying.run("get", "always", async (call) => {
         const keys = keysOf(keyPrefix, paths)
         if (cluster !== undefined) return Routing.get(cluster, keys, call)
         return (await server.mgetBuffer(keys)).map(Routing.toValue)
       }),
     iset: (path, value) =>
-      tracker.run("iset", () => client.set(keyPrefix + path, Append.toBuffer(value)).then(() => undefined)),
+      retrying.run("iset", "unsent", () => client.set(keyPrefix + path, Append.toBuffer(value)).then(() => undefined)),
     delete: (paths) =>
-      tracker.run("delete", async (call) => {
+      retrying.run("delete", "always", async (call) => {
         const keys = keysOf(keyPrefix, paths)
         if (cluster !== undefined) return Routing.unlink(cluster, keys, call)
         await server.unlink(...keys)
       }),
-    drop: tracker.run("drop", (call) =>
-      cluster !== undefined ? Routing.drop(cluster, match, call) : Routing.dropOn(server, match, false)
-    )
+    drop: retrying.run("drop", "always", (call) =>
+      cluster !== undefined
+        ? Routing.drop(cluster, match, call, isRecord)
+        : Routing.dropOn(server, match, false, isRecord)
+    ),
+    stream: (path, chunkBytes) => Read.stream(client, retrying, keyPrefix + path, chunkBytes),
+    keys: Read.keys(client, retrying, keyPrefix, match),
+    size: (paths) => retrying.run("size", "always", () => Read.sizes(client, keysOf(keyPrefix, paths)))
   }
 }
+
+/** Drops every key of the prefix, the store's records (call ids) too: for a random prefix nobody else can name. */
+const dropAll = (
+  client: Client,
+  tracker: Connection.Tracker,
+  keyPrefix: string
+): Effect.Effect<void, Store.StoreError> => {
+  const match = `${globEscape(keyPrefix)}*`
+  return tracker.run("drop", (call) =>
+    client instanceof Cluster ? Routing.drop(client, match, call) : Routing.dropOn(client, match, false)
+  )
+}
+
+/** A whole number of seconds, at least 1, for `EX`. */
+const windowSecondsOf = (window: Duration.Input | undefined): number =>
+  window === undefined
+    ? Calls.DEFAULT_WINDOW_SECONDS
+    : Math.max(1, Math.ceil(Duration.toMillis(Duration.fromInputUnsafe(window)) / 1000))
 
 /**
  * Makes a store over a connected (or connecting) ioredis client, in the
@@ -244,16 +326,37 @@ export const make = (
     if (problem !== undefined) {
       return yield* Effect.fail(new Store.StoreError({ reason: "BadKey", method: MAKE, description: problem }))
     }
+    const replicas = options.replicas ?? 0
+    if (!Number.isSafeInteger(replicas) || replicas < 0) {
+      return yield* Effect.fail(
+        new Store.StoreError({
+          reason: "BadValue",
+          method: MAKE,
+          description: `replicas must be a whole number of at least 0, got ${String(replicas)}`
+        })
+      )
+    }
     const readyTimeout = Duration.fromInputUnsafe(options.readyTimeout ?? DEFAULT_READY_TIMEOUT)
     const requestTimeout = Duration.fromInputUnsafe(options.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT)
+    const replicaTimeout = Duration.fromInputUnsafe(options.replicaTimeout ?? DEFAULT_REPLICA_TIMEOUT)
     yield* warnUnsafeClient(client)
     yield* Connection.awaitReady(client, readyTimeout, MAKE)
     const tracker = yield* Connection.track(client, requestTimeout)
-    const backend = backendOf(client, tracker, `${prefix}/`, options.useScripts ?? true)
+    const keyPrefix = `${prefix}/`
+    const backend = backendOf(client, tracker, {
+      keyPrefix,
+      useScripts: options.useScripts ?? true,
+      windowSeconds: windowSecondsOf(options.callWindow),
+      replicas,
+      replicaTimeoutMs: Math.max(1, Math.round(Duration.toMillis(replicaTimeout))),
+      requestTimeoutMs: Duration.toMillis(requestTimeout)
+    })
     if (randomized) {
-      // Nobody else can name a random prefix, so its keys would only leak.
+      // Nobody else can name a random prefix, so its keys (and call ids) would only leak.
       // Bounded: a server that is gone must not hold the scope open.
-      yield* Effect.addFinalizer(() => backend.drop.pipe(Effect.timeout(readyTimeout), Effect.ignore))
+      yield* Effect.addFinalizer(() =>
+        dropAll(client, tracker, keyPrefix).pipe(Effect.timeout(readyTimeout), Effect.ignore)
+      )
     }
     return yield* Store.make(backend)
   })
@@ -289,8 +392,8 @@ type LegacyRedisOptions = RedisOptions & { readonly replyMapping?: "legacy" }
 type LegacyClusterOptions = IORedisClusterOptions & { readonly redisOptions?: LegacyRedisOptions }
 
 const splitOptions = <O extends StoreOptions>(options: O): [StoreOptions, Omit<O, keyof StoreOptions>] => {
-  const { prefix, readyTimeout, requestTimeout, useScripts, ...rest } = options
-  return [{ prefix, readyTimeout, requestTimeout, useScripts }, rest]
+  const { prefix, readyTimeout, requestTimeout, useScripts, callWindow, replicas, replicaTimeout, ...rest } = options
+  return [{ prefix, readyTimeout, requestTimeout, useScripts, callWindow, replicas, replicaTimeout }, rest]
 }
 
 /**

@@ -53,7 +53,7 @@ const bulkSize = (n: number): number => 1 + digits(n) + 2 + n + 2
 
 /**
  * Encodes the key arguments `<prefix+paths[i]>` for `i` in `[start, end)`
- * as RESP bulk strings, for {@link evalWithKeys}. A shuffle appends to the
+ * as RESP bulk strings, for {@link evalWithId}. A shuffle appends to the
  * same keys on every call, so the store keeps this per key set.
  *
  * @since 0.1.0
@@ -93,16 +93,20 @@ export const keyBlock = (prefix: Buffer, paths: ReadonlyArray<string>, start: nu
 }
 
 /**
- * Encodes `EVAL <script> <count> <keys…> <values[i]…>` for `i` in
+ * Encodes `EVAL <script> 1 <idKey> <window> <keys…> <values[i]…>` for `i` in
  * `[start, end)`, where `keys` is the {@link keyBlock} of the same range,
  * into a buffer of exactly the command's size from `allocate` (whose
- * contents need not be initialized: every byte is written).
+ * contents need not be initialized: every byte is written). The one
+ * declared key is the call's id key (a cluster node routes and checks the
+ * script by it); the chunks' keys follow as arguments.
  *
  * @since 0.1.0
  * @category encoding
  */
-export const evalWithKeys = (
+export const evalWithId = (
   script: Buffer,
+  idKey: string,
+  window: string,
   keys: Buffer,
   values: ReadonlyArray<Uint8Array>,
   start: number,
@@ -110,22 +114,29 @@ export const evalWithKeys = (
   allocate: (size: number) => Buffer = Buffer.allocUnsafe
 ): Buffer => {
   const count = end - start
+  const idBytes = Buffer.byteLength(idKey, "utf8")
   let size =
     1 +
-    digits(3 + 2 * count) +
+    digits(5 + 2 * count) +
     2 +
     bulkSize(4) +
     bulkSize(script.byteLength) +
-    bulkSize(digits(count)) +
+    bulkSize(1) +
+    bulkSize(idBytes) +
+    bulkSize(window.length) +
     keys.byteLength
   for (let i = start; i < end; i++) size += bulkSize(values[i]!.byteLength)
   const buf = allocate(size)
-  let offset = header(buf, 0, 42 /* * */, 3 + 2 * count)
+  let offset = header(buf, 0, 42 /* * */, 5 + 2 * count)
   offset = header(buf, offset, 36 /* $ */, 4)
   offset += buf.write("EVAL\r\n", offset, "latin1")
   offset = bulk(buf, offset, script)
-  offset = header(buf, offset, 36, digits(count))
-  offset += buf.write(String(count), offset, "latin1")
+  offset += buf.write("$1\r\n1\r\n", offset, "latin1")
+  offset = header(buf, offset, 36, idBytes)
+  offset += buf.write(idKey, offset, idBytes, "utf8")
+  offset = crlf(buf, offset)
+  offset = header(buf, offset, 36, window.length)
+  offset += buf.write(window, offset, "latin1")
   offset = crlf(buf, offset)
   offset += keys.copy(buf, offset)
   for (let i = start; i < end; i++) offset = bulk(buf, offset, values[i]!)

@@ -2,9 +2,10 @@
  * Routing: a Redis store's calls on a Redis Cluster, split by the master that
  * serves each key's slot.
  *
- * Keys in different slots cannot share a command (or a script), so every
- * multi-key call becomes one pipeline per master, sent at once; the
- * results are put back in the caller's order. `drop` scans every master,
+ * Keys of different masters cannot share a command (or a script), so every
+ * multi-key call becomes one pipeline (an append: one script, or a few for
+ * a large share) per master, sent at once; the results are put back in the
+ * caller's order. `drop` scans every master,
  * and unlinks key by key there (a node refuses multi-key commands across
  * slots).
  *
@@ -12,6 +13,7 @@
  */
 import type { Cluster, Redis as IORedis } from "ioredis"
 import * as Append from "./Append.ts"
+import * as Calls from "./Calls.ts"
 import type * as Connection from "./Connection.ts"
 import * as Slot from "./Slot.ts"
 
@@ -74,6 +76,52 @@ export const append = (
 ): Promise<unknown> => perNode(cluster, keys, call, (group) => Append.pipeline(cluster, keys, values, group))
 
 /**
+ * Appends `values[i]` to `paths[i]` as call `id`: one script per master (a
+ * few for a share of more than 1024 chunks or 1 MiB), each recording its own
+ * id key in the slot of its first key. Resolves to the slots of the first
+ * key of each master's share, one per master touched (for `WAIT`).
+ *
+ * @since 0.1.0
+ * @category commands
+ */
+export const appendScripts = async (
+  cluster: Cluster,
+  scripts: Append.Scripts,
+  keyPrefix: string,
+  paths: ReadonlyArray<string>,
+  values: ReadonlyArray<Uint8Array>,
+  id: string,
+  call: Connection.Call
+): Promise<Array<number>> => {
+  const keys = new Array<string>(paths.length)
+  for (let i = 0; i < paths.length; i++) keys[i] = keyPrefix + paths[i]!
+  const groups = byNode(cluster, keys)
+  if (groups.length > 1) call.spread = true
+  const sent: Array<Promise<number>> = []
+  const firstSlots: Array<number> = []
+  for (const group of groups) {
+    const n = group.length
+    const groupPaths = new Array<string>(n)
+    const groupValues = new Array<Uint8Array>(n)
+    for (let j = 0; j < n; j++) {
+      groupPaths[j] = paths[group[j]!]!
+      groupValues[j] = values[group[j]!]!
+    }
+    for (let start = 0; start < n; ) {
+      const end = Append.pieceEnd(groupValues, start, n)
+      const first = group[start]!
+      const slot = Slot.of(keys[first]!)
+      if (start === 0) firstSlots.push(slot)
+      const idKey = Calls.clusterKey(keyPrefix, id, first, slot)
+      sent.push(scripts.cluster(cluster, groupPaths, groupValues, start, end, idKey, slot))
+      start = end
+    }
+  }
+  await Promise.all(sent)
+  return firstSlots
+}
+
+/**
  * The values of `keys`, in order: one pipeline of `GET`s per master.
  *
  * @since 0.1.0
@@ -111,16 +159,23 @@ export const unlink = async (cluster: Cluster, keys: ReadonlyArray<string>, call
 
 /**
  * Every key matching `match` on one server (a cluster master, or the only
- * server): `SCAN` + `UNLINK`, key by key when `perKey`.
+ * server): `SCAN` + `UNLINK`, key by key when `perKey`, but never a key for
+ * which `keep` says so.
  *
  * @since 0.1.0
  * @category commands
  */
-export const dropOn = async (node: IORedis, match: string, perKey: boolean): Promise<void> => {
+export const dropOn = async (
+  node: IORedis,
+  match: string,
+  perKey: boolean,
+  keep?: (key: Buffer) => boolean
+): Promise<void> => {
   let cursor = "0"
   do {
-    const [next, found] = await node.scanBuffer(cursor, "MATCH", match, "COUNT", SCAN_COUNT)
+    const [next, page] = await node.scanBuffer(cursor, "MATCH", match, "COUNT", SCAN_COUNT)
     cursor = next.toString()
+    const found = keep === undefined ? page : page.filter((key) => !keep(key))
     if (found.length === 0) continue
     if (perKey) {
       const pipeline = node.pipeline()
@@ -133,13 +188,19 @@ export const dropOn = async (node: IORedis, match: string, perKey: boolean): Pro
 }
 
 /**
- * Every key matching `match` on every master of the cluster.
+ * Every key matching `match` on every master of the cluster, but never a key
+ * for which `keep` says so.
  *
  * @since 0.1.0
  * @category commands
  */
-export const drop = async (cluster: Cluster, match: string, call: Connection.Call): Promise<void> => {
+export const drop = async (
+  cluster: Cluster,
+  match: string,
+  call: Connection.Call,
+  keep?: (key: Buffer) => boolean
+): Promise<void> => {
   const masters = cluster.nodes("master")
   if (masters.length > 1) call.spread = true
-  await Promise.all(masters.map((node) => dropOn(node, match, true)))
+  await Promise.all(masters.map((node) => dropOn(node, match, true, keep)))
 }

@@ -1,0 +1,133 @@
+/**
+ * Retry: a Redis store's calls sent again, within one deadline, when they
+ * failed for a reason that passes — a connection that dropped, a server that
+ * restarted or did not answer in time, a cluster master failing over
+ * (`MOVED`, `CLUSTERDOWN`, `TRYAGAIN`, `READONLY` from a demoted master) —
+ * and failed at once for a reason that would fail again (`WRONGTYPE`,
+ * `NOPERM`, `OOM`).
+ *
+ * A call may be sent again only when sending it twice does what sending it
+ * once does: reads, `delete` and `drop` always; an append because its
+ * script records its id (see `Calls`) and appends nothing for an id seen
+ * before. Other calls (`iset`, appends without scripts) are sent again only
+ * when they were never sent. The caller sees success, applied once, or the
+ * last error once `requestTimeout` (from the call's start) has passed; an
+ * append's error then names its id, so that the caller can send it again
+ * with that id and still have it applied at most once.
+ *
+ * @since 0.1.0
+ */
+import { Store } from "@partd/core"
+import { Effect } from "effect"
+import type { Cluster } from "ioredis"
+import type * as Connection from "./Connection.ts"
+
+/**
+ * Thrown when fewer replicas than asked confirmed an append (`WAIT`): the
+ * call was applied on its masters, and may be lost if one fails over now.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ReplicaShortfall extends Error {
+  override readonly name = "ReplicaShortfall"
+}
+
+/** Reply errors that a failover, a restart or a busy server explain, and that pass. */
+const PASSING_REPLY = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN|LOADING|READONLY|MASTERDOWN|BUSY)\b/
+
+/**
+ * Whether a call that failed with `error` may succeed if sent again.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const passes = (error: Store.StoreError): boolean => {
+  if (error.reason === "Unavailable") return true
+  if (error.reason !== "Io") return false
+  const cause = error.cause
+  if (cause instanceof ReplicaShortfall) return true
+  if (cause instanceof Error && cause.name === "ReplyError") {
+    const message = cause.message
+    return PASSING_REPLY.test(message) || message.includes("cluster is down") || message.includes("non local key")
+  }
+  // Not a reply: the connection dropped under the call, or no reply came in time.
+  return true
+}
+
+/**
+ * How a call may be sent again: `"always"` for calls that do the same when
+ * sent twice, `"unsent"` for calls that may be resent only when they never
+ * left the client.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Policy = "always" | "unsent"
+
+/**
+ * The store's calls, each sent until it succeeds or its deadline passes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Retrying {
+  readonly run: <A>(
+    method: string,
+    policy: Policy,
+    commands: (call: Connection.Call) => Promise<A>,
+    id?: string
+  ) => Effect.Effect<A, Store.StoreError>
+}
+
+/** The pause before attempt `n + 1`: 20 ms doubling, at most 500 ms. */
+const pause = (attempt: number): number => Math.min(500, 20 * 2 ** attempt)
+
+/**
+ * The error the caller sees: the last attempt's, but `Io` (may have been
+ * applied) when an earlier attempt may have applied the call.
+ */
+const giveUp = (
+  error: Store.StoreError,
+  attempts: number,
+  id: string | undefined,
+  maybeApplied: boolean
+): Store.StoreError =>
+  attempts === 1 && id === undefined
+    ? error
+    : new Store.StoreError({
+        reason: maybeApplied ? "Io" : error.reason,
+        method: error.method,
+        description:
+          `${error.description} (after ${attempts} attempt${attempts === 1 ? "" : "s"}` +
+          (id === undefined ? ")" : `; send it again with id ${JSON.stringify(id)} to apply it at most once)`),
+        cause: error.cause
+      })
+
+/**
+ * Wraps a tracker: every call gets `timeoutMs` from its start for all its
+ * attempts. On a cluster, a failed attempt also asks ioredis to refresh its
+ * map of slots, so that the next one goes to the master that serves them now.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (tracker: Connection.Tracker, timeoutMs: number, cluster: Cluster | undefined): Retrying => ({
+  run: <A>(method: string, policy: Policy, commands: (call: Connection.Call) => Promise<A>, id?: string) =>
+    Effect.suspend(() => {
+      const deadline = Date.now() + timeoutMs
+      let maybeApplied = false
+      const attempt = (n: number): Effect.Effect<A, Store.StoreError> =>
+        tracker.run(method, commands, Math.max(1, deadline - Date.now())).pipe(
+          Effect.catch((error: Store.StoreError) => {
+            if (error.reason !== "Unavailable") maybeApplied = true
+            const left = deadline - Date.now()
+            const again = policy === "always" ? passes(error) : error.reason === "Unavailable"
+            if (!again || left <= 0) return Effect.fail(giveUp(error, n + 1, id, maybeApplied))
+            if (cluster !== undefined) cluster.refreshSlotsCache()
+            return Effect.flatMap(Effect.sleep(Math.min(pause(n), left)), () => attempt(n + 1))
+          })
+        )
+      return attempt(0)
+    })
+})
