@@ -2,7 +2,9 @@
  * Throwaway Redis servers for tests and the benchmark: `redis-server` on a
  * free loopback port with persistence off, in a temporary directory, stopped
  * (and the directory removed) when the scope closes. `cluster` starts masters
- * with `cluster-enabled yes` and joins them with `redis-cli --cluster create`.
+ * with `cluster-enabled yes` (and replicas when asked) and joins them with
+ * `redis-cli --cluster create`; `awaitReplicas` waits for a master's replicas
+ * to be in sync.
  *
  * A missing binary is a failure whose message says how to install it: tests
  * that need Redis never skip.
@@ -123,6 +125,9 @@ const spawnServer = async (
       "no",
       "--loglevel",
       "warning",
+      // a replica syncs at once instead of after the default 5 s wait for more replicas
+      "--repl-diskless-sync-delay",
+      "0",
       ...args
     ],
     { stdio: ["ignore", "pipe", "pipe"] }
@@ -219,19 +224,45 @@ export const start = (
 
 /** A running throwaway cluster. */
 export interface Cluster {
+  /** Every node, masters first (as `redis-cli --cluster create` assigned them at the start). */
   readonly nodes: ReadonlyArray<{ readonly host: string; readonly port: number }>
+  /** The nodes' servers, in the order of `nodes`: kill or restart one to fail it over. */
+  readonly servers: ReadonlyArray<Server>
 }
 
+/** Resolves once the server on `port` reports `n` replicas online, or rejects after `timeoutMs`. */
+const replicasOnline = async (port: number, n: number, timeoutMs: number): Promise<void> => {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const info = await command(port, "INFO replication").catch(() => "")
+    const online = info.split("\n").filter((line) => /^slave\d+:.*state=online/.test(line)).length
+    if (online >= n) return
+    if (Date.now() > deadline) throw new Error(`port ${port} has ${online} of ${n} replicas online: ${info}`)
+    await sleep(50)
+  }
+}
+
+/** Waits (up to 20 s) until the server on `port` has `n` replicas online. */
+export const awaitReplicas = (port: number, n: number, timeoutMs = 20_000): Effect.Effect<void> =>
+  Effect.promise(() => replicasOnline(port, n, timeoutMs))
+
 /**
- * Starts `masters` cluster-enabled servers (no replicas) and joins them with
- * `redis-cli --cluster create`; returns once every node reports
- * `cluster_state:ok`.
+ * Starts `masters` cluster-enabled servers, and `replicas` more per master,
+ * and joins them with `redis-cli --cluster create`
+ * (`--cluster-node-timeout 2000`); returns once every node reports
+ * `cluster_state:ok` and every master has its replicas online.
  */
-export const cluster = (masters = 3): Effect.Effect<Cluster, never, Scope.Scope> =>
+export const cluster = (
+  masters = 3,
+  options: { readonly replicas?: number } = {}
+): Effect.Effect<Cluster, never, Scope.Scope> =>
   Effect.gen(function* () {
     requireBinary("redis-cli")
+    const replicas = options.replicas ?? 0
+    const total = masters * (1 + replicas)
     const nodes: Array<{ host: string; port: number }> = []
-    for (let i = 0; i < masters; i++) {
+    const servers: Array<Server> = []
+    for (let i = 0; i < total; i++) {
       // The cluster bus gets its own free port (by default it is port + 10000, which may be taken).
       const bus = yield* Effect.promise(freePort)
       const server = yield* start({
@@ -247,11 +278,19 @@ export const cluster = (masters = 3): Effect.Effect<Cluster, never, Scope.Scope>
         ]
       })
       nodes.push({ host: server.host, port: server.port })
+      servers.push(server)
     }
     yield* Effect.promise(async () => {
       const create = spawnSync(
         "redis-cli",
-        ["--cluster", "create", ...nodes.map((n) => `${n.host}:${n.port}`), "--cluster-replicas", "0", "--cluster-yes"],
+        [
+          "--cluster",
+          "create",
+          ...nodes.map((n) => `${n.host}:${n.port}`),
+          "--cluster-replicas",
+          String(replicas),
+          "--cluster-yes"
+        ],
         { encoding: "utf8", timeout: 30_000 }
       )
       if (create.status !== 0) {
@@ -260,12 +299,13 @@ export const cluster = (masters = 3): Effect.Effect<Cluster, never, Scope.Scope>
       const deadline = Date.now() + 20_000
       for (;;) {
         const states = await Promise.all(nodes.map((n) => command(n.port, "CLUSTER INFO").catch(() => "")))
-        if (states.every((s) => s.includes("cluster_state:ok") && s.includes(`cluster_known_nodes:${masters}`))) return
+        if (states.every((s) => s.includes("cluster_state:ok") && s.includes(`cluster_known_nodes:${total}`))) break
         if (Date.now() > deadline) throw new Error(`the cluster did not become ok: ${states.join(" | ")}`)
         await sleep(50)
       }
+      if (replicas > 0) await Promise.all(nodes.slice(0, masters).map((n) => replicasOnline(n.port, replicas, 20_000)))
     })
-    return { nodes }
+    return { nodes, servers }
   })
 
 /**

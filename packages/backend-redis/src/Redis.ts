@@ -213,7 +213,7 @@ const backendOf = (client: Client, tracker: Connection.Tracker, settings: Settin
   const server = client as IORedis
   const match = `${globEscape(keyPrefix)}*`
   const scripts = Append.scripts(keyPrefix, settings.windowSeconds)
-  const retrying = Retry.make(tracker, settings.requestTimeoutMs, cluster)
+  const retrying = Retry.make(tracker, settings.requestTimeoutMs, cluster, replicas > 0 ? replicaTimeoutMs : 0)
   const isRecord = (key: Buffer) => Calls.isRecord(key.toString("utf8", keyPrefix.length))
   const appendScripts = async (
     paths: ReadonlyArray<string>,

@@ -106,13 +106,20 @@ const giveUp = (
 
 /**
  * Wraps a tracker: every call gets `timeoutMs` from its start for all its
- * attempts. On a cluster, a failed attempt also asks ioredis to refresh its
+ * attempts; no attempt starts with less than `minAttemptMs` left (the time
+ * one `WAIT` may take), so the caller hears why the last full attempt
+ * failed rather than a deadline cut short. On a cluster, a failed attempt also asks ioredis to refresh its
  * map of slots, so that the next one goes to the master that serves them now.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = (tracker: Connection.Tracker, timeoutMs: number, cluster: Cluster | undefined): Retrying => ({
+export const make = (
+  tracker: Connection.Tracker,
+  timeoutMs: number,
+  cluster: Cluster | undefined,
+  minAttemptMs = 0
+): Retrying => ({
   run: <A>(method: string, policy: Policy, commands: (call: Connection.Call) => Promise<A>, id?: string) =>
     Effect.suspend(() => {
       const deadline = Date.now() + timeoutMs
@@ -122,10 +129,11 @@ export const make = (tracker: Connection.Tracker, timeoutMs: number, cluster: Cl
           Effect.catch((error: Store.StoreError) => {
             if (error.reason !== "Unavailable") maybeApplied = true
             const left = deadline - Date.now()
+            const wait = Math.min(pause(n), left)
             const again = policy === "always" ? passes(error) : error.reason === "Unavailable"
-            if (!again || left <= 0) return Effect.fail(giveUp(error, n + 1, id, maybeApplied))
+            if (!again || left - wait <= minAttemptMs) return Effect.fail(giveUp(error, n + 1, id, maybeApplied))
             if (cluster !== undefined) cluster.refreshSlotsCache()
-            return Effect.flatMap(Effect.sleep(Math.min(pause(n), left)), () => attempt(n + 1))
+            return Effect.flatMap(Effect.sleep(wait), () => attempt(n + 1))
           })
         )
       return attempt(0)
