@@ -241,7 +241,7 @@ const backendOf = (client: Client, tracker: Connection.Tracker, settings: Settin
         )
       }
       const id = given ?? Calls.make()
-      return retrying.run("append", "always", (call) => appendScripts(paths, values, id, call), id)
+      return retrying.run("append", "ordered", (call) => appendScripts(paths, values, id, call), id)
     },
     get: (paths) =>
       retrying.run("get", "always", async (call) => {
@@ -341,6 +341,14 @@ export const make = (
     const replicaTimeout = Duration.fromInputUnsafe(options.replicaTimeout ?? DEFAULT_REPLICA_TIMEOUT)
     yield* warnUnsafeClient(client)
     yield* Connection.awaitReady(client, readyTimeout, MAKE)
+    if (client instanceof Cluster) {
+      // ioredis connects to a cluster's masters on first use, and refuses commands to a master whose
+      // connection is still being made: connect them all now, so that the first calls are not refused.
+      yield* Effect.promise(() => Promise.all(client.nodes("master").map((node) => node.ping().catch(() => "")))).pipe(
+        Effect.timeout(readyTimeout),
+        Effect.ignore
+      )
+    }
     const tracker = yield* Connection.track(client, requestTimeout)
     const keyPrefix = `${prefix}/`
     const backend = backendOf(client, tracker, {

@@ -58,12 +58,17 @@ export const passes = (error: Store.StoreError): boolean => {
 /**
  * How a call may be sent again: `"always"` for calls that do the same when
  * sent twice, `"unsent"` for calls that may be resent only when they never
- * left the client.
+ * left the client, `"ordered"` for appends, which do the same when sent
+ * twice (their id) but must also keep their place among appends: one is
+ * sent again only while no append that started after it has been sent
+ * (otherwise the later call's chunks could land before this one's, and a
+ * caller that does not wait for its appends, `Pipelined`, would see its
+ * chunks out of order); when one has, it fails with the error and its id.
  *
  * @since 0.1.0
  * @category models
  */
-export type Policy = "always" | "unsent"
+export type Policy = "always" | "unsent" | "ordered"
 
 /**
  * The store's calls, each sent until it succeeds or its deadline passes.
@@ -91,7 +96,8 @@ const giveUp = (
   error: Store.StoreError,
   attempts: number,
   id: string | undefined,
-  maybeApplied: boolean
+  maybeApplied: boolean,
+  overtaken: boolean
 ): Store.StoreError =>
   attempts === 1 && id === undefined
     ? error
@@ -100,6 +106,7 @@ const giveUp = (
         method: error.method,
         description:
           `${error.description} (after ${attempts} attempt${attempts === 1 ? "" : "s"}` +
+          (overtaken ? ", not sent again because a later append was sent since" : "") +
           (id === undefined ? ")" : `; send it again with id ${JSON.stringify(id)} to apply it at most once)`),
         cause: error.cause
       })
@@ -119,23 +126,34 @@ export const make = (
   timeoutMs: number,
   cluster: Cluster | undefined,
   minAttemptMs = 0
-): Retrying => ({
-  run: <A>(method: string, policy: Policy, commands: (call: Connection.Call) => Promise<A>, id?: string) =>
-    Effect.suspend(() => {
-      const deadline = Date.now() + timeoutMs
-      let maybeApplied = false
-      const attempt = (n: number): Effect.Effect<A, Store.StoreError> =>
-        tracker.run(method, commands, Math.max(1, deadline - Date.now())).pipe(
-          Effect.catch((error: Store.StoreError) => {
-            if (error.reason !== "Unavailable") maybeApplied = true
-            const left = deadline - Date.now()
-            const wait = Math.min(pause(n), left)
-            const again = policy === "always" ? passes(error) : error.reason === "Unavailable"
-            if (!again || left - wait <= minAttemptMs) return Effect.fail(giveUp(error, n + 1, id, maybeApplied))
-            if (cluster !== undefined) cluster.refreshSlotsCache()
-            return Effect.flatMap(Effect.sleep(wait), () => attempt(n + 1))
-          })
-        )
-      return attempt(0)
-    })
-})
+): Retrying => {
+  // Ordered calls in the order they started; the latest one that has been sent (or is waiting to be).
+  let started = 0
+  let latestSent = -1
+  return {
+    run: <A>(method: string, policy: Policy, commands: (call: Connection.Call) => Promise<A>, id?: string) =>
+      Effect.suspend(() => {
+        const deadline = Date.now() + timeoutMs
+        const place = policy === "ordered" ? started++ : -1
+        let maybeApplied = false
+        const attempt = (n: number): Effect.Effect<A, Store.StoreError> => {
+          if (place > latestSent) latestSent = place
+          return tracker.run(method, commands, Math.max(1, deadline - Date.now())).pipe(
+            Effect.catch((error: Store.StoreError) => {
+              if (error.reason !== "Unavailable") maybeApplied = true
+              const left = deadline - Date.now()
+              const wait = Math.min(pause(n), left)
+              const overtaken = latestSent > place
+              const again = policy === "unsent" ? error.reason === "Unavailable" : passes(error) && !overtaken
+              if (!again || left - wait <= minAttemptMs) {
+                return Effect.fail(giveUp(error, n + 1, id, maybeApplied, overtaken && passes(error)))
+              }
+              if (cluster !== undefined) cluster.refreshSlotsCache()
+              return Effect.flatMap(Effect.sleep(wait), () => attempt(n + 1))
+            })
+          )
+        }
+        return attempt(0)
+      })
+  }
+}

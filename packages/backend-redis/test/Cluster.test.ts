@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Redis, Slot } from "@partd/backend-redis"
-import { Store } from "@partd/core"
+import { Pipelined, Store } from "@partd/core"
 import * as RedisServer from "@partd/test/RedisServer"
 import { suite } from "@partd/test/StoreSuite"
 import { Config, ConfigProvider, Effect, Layer } from "effect"
@@ -80,6 +80,26 @@ describe("Redis Cluster specifics", () => {
           expect(yield* Effect.promise(() => Promise.all(clients.map((c) => keysOn(c, "spread"))))).toEqual([0, 0, 0])
         }),
         Redis.layerCluster({ nodes: cluster().nodes, prefix: "spread" })
+      )
+    })
+  )
+
+  it.live("Pipelined over a fresh cluster store keeps every key's chunks in call order from the first call", () =>
+    Effect.gen(function* () {
+      const keys = Array.from({ length: 64 }, (_, i) => `ordered-${i}`)
+      yield* Effect.provide(
+        Effect.gen(function* () {
+          for (let call = 0; call < 200; call++) {
+            yield* Store.append(keys.map((k) => [k, bytes(`${call};`)] as const))
+          }
+          const expected = Array.from({ length: 200 }, (_, call) => `${call};`).join("")
+          const values = yield* Store.get(keys)
+          for (const value of values) expect(new TextDecoder().decode(value)).toBe(expected)
+          yield* Store.drop
+        }),
+        Pipelined.layer({ maxPending: 8 }).pipe(
+          Layer.provide(Redis.layerCluster({ nodes: cluster().nodes, prefix: "ordered" }))
+        )
       )
     })
   )
