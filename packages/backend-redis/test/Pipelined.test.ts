@@ -94,6 +94,45 @@ describe("Pipelined over Redis", () => {
     }).pipe(Effect.provide(pipelined({ prefix: "pipelined-many" })))
   )
 
+  it.live(
+    "a server restarted under pipelined appends: no call sent again lands after a later one (it fails with its id)",
+    () =>
+      Effect.gen(function* () {
+        const own = yield* RedisServer.start()
+        const scope = yield* Scope.make()
+        const store = Context.get(
+          yield* Layer.buildWithScope(
+            Pipelined.layer({ maxPending: 4 }).pipe(
+              Layer.provide(Redis.layer({ port: own.port, prefix: "overtaken", retryStrategy: () => 50 }))
+            ),
+            scope
+          ),
+          Store.Store
+        )
+        const admin = new IORedis({ port: own.port, lazyConnect: true, retryStrategy: () => null })
+        admin.on("error", () => {})
+        yield* Effect.promise(() => admin.connect())
+        // Every command waits on the server, so four calls are in flight when it dies.
+        yield* Effect.promise(() => admin.call("CLIENT", "PAUSE", "10000", "ALL"))
+        for (let i = 0; i < 4; i++) yield* store.append({ k: bytes(`${i};`) })
+        yield* Effect.sleep("100 millis")
+        yield* own.restart
+        admin.disconnect()
+        const failure = failureOf(yield* Effect.exit(store.get(["k"])))
+        expect(failure?.reason).toBe("Io")
+        const each = (failure?.cause ?? [failure]) as ReadonlyArray<Store.StoreError>
+        expect(each.length).toBeGreaterThan(0)
+        for (const error of each) expect(error.description).toContain("a later append was sent since")
+        // What landed (on the empty restarted server) is in call order: the latest call, sent again.
+        const [k] = yield* store.get(["k"])
+        const landed = text(k!).split(";").filter(Boolean).map(Number)
+        expect(landed).toEqual([...landed].sort((a, b) => a - b))
+        expect(landed).toContain(3)
+        yield* Scope.close(scope, Exit.void)
+      }),
+    30_000
+  )
+
   it.live("closing the scope waits for the appends still on their way", () =>
     Effect.gen(function* () {
       const scope = yield* Scope.make()
