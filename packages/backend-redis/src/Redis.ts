@@ -9,28 +9,57 @@
  * scans for `<prefix>/*`, removes only its own store's keys. Without a prefix
  * the store makes a random one and drops its keys when its scope closes.
  *
- * - `append` is one round trip for any number of keys: `APPEND` per key, sent
- *   back to back (see {@link make} for atomicity).
+ * - `append` is one round trip for any number of keys: a Lua script that
+ *   records the call's id and runs `APPEND` per key (one script per master
+ *   on a cluster; see {@link make} for atomicity).
  * - `get` is one round trip (`MGET` on one server, one pipeline of `GET`s per
  *   node on a cluster) and binary-safe: values are `Uint8Array`s in and out.
+ * - `stream` reads the key's length (`STRLEN`) when it starts, then
+ *   `GETRANGE` pieces below it on the key's own master, one in flight: as
+ *   `APPEND` only adds bytes past the end, it yields the value as it stood
+ *   when it started. `keys` `SCAN`s the prefix on every master (never
+ *   `KEYS`), without the store's call ids or keys holding no bytes; `size` is
+ *   `STRLEN` per key.
  * - `iset` is `SET`, `delete` is `UNLINK`, `drop` is `SCAN` + `UNLINK` of the
  *   store's prefix only (on every master of a cluster). Never a blocking
  *   listing of all keys, never a whole-database flush: other data in the same
  *   database is left alone.
  *
+ * Call ids: every append carries an id (the caller's `{ id }`, or one the
+ * store makes), which its script records as `<prefix>/./calls/…` with `SET
+ * NX EX` before it appends, on every master it touches, in the same script:
+ * a call whose id is recorded appends nothing and succeeds. Ids are
+ * remembered `callWindow` (default 1 hour); `delete` and `drop` leave them,
+ * as ids are per call (a call sent again after a drop is still the same
+ * call); the random-prefix cleanup removes them with the keys.
+ *
+ * Faults are typed, and passing ones are waited out. A server that cannot
+ * be reached when the Layer is built fails it with reason `Unavailable`
+ * after `readyTimeout`. A call is sent again, with its id, while it fails
+ * for a reason that passes (a connection that dropped, a restarted server,
+ * `MOVED`, `CLUSTERDOWN`, `TRYAGAIN`, `READONLY` while a cluster fails over),
+ * until `requestTimeout` from its start; then the caller gets the last
+ * error: `Unavailable` when the call was never sent, `Io` when it may have
+ * been applied, with its id in the description (sent again with that id, it
+ * is applied at most once). Reads, `delete` and `drop` are sent again the
+ * same way; `iset`, and appends with `useScripts: false` (no ids), only when
+ * they were never sent. An append is never sent again once an append that
+ * started after it was sent, so that retries keep the order of a caller
+ * that does not wait (`Pipelined`): it fails with its id instead.
+ *
+ * `replicas: n` makes each append wait for `WAIT n replicaTimeout` on every
+ * master it touched before it succeeds: off by default, as Redis replicates
+ * asynchronously and an append acknowledged just before a failover can be
+ * missing on the promoted replica. It costs a round trip per master, and
+ * `WAIT` holds the connection to that master while it waits.
+ *
  * The parts, each in its own module: `Connection` (waiting for the client,
  * bounding every call, telling calls never sent from calls that may have
- * applied), `Append` (the append script and pipelines), `Routing` (a
- * cluster's calls, split by master). This module validates the options and
- * puts them together.
- *
- * Faults are typed: a server that cannot be reached when the Layer is built
- * fails it with reason `Unavailable` after `readyTimeout`. A call made while
- * the connection is down waits for it, up to `requestTimeout`, and fails
- * with `Unavailable` (it was not sent, and never will be, also when its
- * caller stops waiting first). A call that was sent and got no reply within
- * `requestTimeout`, or whose connection dropped under it, fails with `Io`: it
- * may or may not have been applied.
+ * applied), `Retry` (which failures pass, sending calls again within the
+ * deadline), `Calls` (where ids live), `Append` (the append script, `WAIT`
+ * and pipelines), `Routing` (a cluster's calls, split by master), `Read`
+ * (`stream`, `keys`, `size`). This module validates the options and puts
+ * them together.
  *
  * Authentication (`password`, ACL `username`) and TLS (`tls`, or a `rediss://`
  * URL) are ioredis options and pass through unchanged.
@@ -293,22 +322,26 @@ const windowSecondsOf = (window: Duration.Input | undefined): number =>
  * store's keys if the prefix was random. The client itself is left open: its
  * owner closes it ({@link layer} does).
  *
- * Atomicity of `append`: on one server, a call is sent as a Lua script that
- * runs `APPEND` per key (several scripts back to back for calls of more than
- * 1024 keys or 1 MiB). Redis runs a script without interleaving any other
- * client's commands, so a call that fits in one script is never seen half
- * done and is applied whole or not at all when the connection drops. Scripts
- * do not roll back, though: an `APPEND` that fails inside one (a key holding
- * a list, out of memory) leaves the keys before it appended, and the call
- * fails with `Io`. A longer call, and any call on a cluster (one pipeline of
- * `APPEND`s per node: keys in different slots cannot share a script), is not
- * atomic: if the connection drops mid-call, some of its keys may have been
- * appended and the call fails with `Io`. Order is always kept: one connection per node
- * executes commands in the order they were sent, so chunks appended to a key
- * by one caller land in call order. The script is used instead of a pipeline
- * of `APPEND`s because encoding one command with 2n arguments costs ioredis a
- * fraction of n commands; a client whose ACL forbids scripts can set
- * `useScripts: false`.
+ * Atomicity of `append`: a call is sent as a Lua script that records its id
+ * and runs `APPEND` per key (several scripts back to back for calls of more
+ * than 1024 keys or 1 MiB; on a cluster, one script per master, as keys on
+ * different masters cannot share one). Redis runs a script without
+ * interleaving any other client's commands, so a script is never seen half
+ * done and is applied whole or not at all when the connection drops; a call
+ * of several scripts may be applied in part, and sending it again with its
+ * id (which the store does until `requestTimeout`) applies the rest and
+ * nothing twice. Scripts do not roll back, though: an `APPEND` that fails
+ * inside one (a key holding a list) leaves the keys before it appended, and
+ * the call fails with `Io`. A cluster's id keys are placed by the slot of
+ * each script's first key: a slot moved to another master between two sends
+ * of the same call (resharding; a failover keeps slots and data together)
+ * can make the second send apply some chunks twice, or skip chunks that
+ * moved into a share already recorded. Order is always kept: one connection per
+ * node executes commands in the order they were sent, so chunks appended to a
+ * key by one caller land in call order. The script's command is encoded by
+ * the store (`Resp`), because ioredis's encoding of one command with 2n
+ * arguments costs a fraction of n commands; a client whose ACL forbids
+ * scripts can set `useScripts: false` (pipelines of `APPEND`s, without ids).
  *
  * Idempotence of `iset` is per store instance (see `Store.make`).
  *
