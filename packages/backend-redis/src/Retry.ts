@@ -143,7 +143,7 @@ export const make = (
               if (error.reason !== "Unavailable") maybeApplied = true
               const left = deadline - Date.now()
               const wait = Math.min(pause(n), left)
-              const overtaken = latestSent > place
+              const overtaken = policy === "ordered" && latestSent > place
               const again = policy === "unsent" ? error.reason === "Unavailable" : passes(error) && !overtaken
               if (!again || left - wait <= minAttemptMs) {
                 return Effect.fail(giveUp(error, n + 1, id, maybeApplied, overtaken && passes(error)))

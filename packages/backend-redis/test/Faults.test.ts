@@ -99,7 +99,8 @@ describe("Redis faults", () => {
         const appended = yield* Fiber.join(append)
         const got = yield* Fiber.join(get)
         // The restarted server is empty: the append reached it once, after the reconnect.
-        expect(Exit.isSuccess(appended)).toBe(true)
+        expect(errorOf(appended)).toBeUndefined()
+        expect(errorOf(got)).toBeUndefined()
         expect(Exit.isSuccess(got) && got.value[0]!.byteLength).toBe(0)
         yield* store.append({ k: bytes("after") })
         const [k, before] = yield* store.get(["k", "before"])
@@ -135,19 +136,31 @@ describe("Redis faults", () => {
     30_000
   )
 
-  it.live("a server that goes away for good fails calls with Unavailable, not a hang", () =>
-    Effect.gen(function* () {
-      const server = yield* RedisServer.start()
-      const store = yield* build(
-        Redis.layer({ port: server.port, prefix: "gone", retryStrategy: () => 20, maxRetriesPerRequest: 2 })
-      )
-      yield* store.append({ a: bytes("1") })
-      yield* server.kill
-      // the first call may be caught in flight (Io); once ioredis knows, calls fail as Unavailable
-      yield* Effect.exit(store.append({ a: bytes("2") }))
-      const exit = yield* Effect.exit(store.get(["a"]))
-      expect(errorOf(exit)?.reason).toBe("Unavailable")
-    })
+  it.live(
+    "a server that goes away for good fails calls with Unavailable once requestTimeout has passed, not a hang",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* RedisServer.start()
+        const store = yield* build(
+          Redis.layer({
+            port: server.port,
+            prefix: "gone",
+            retryStrategy: () => 20,
+            maxRetriesPerRequest: 2,
+            requestTimeout: "1 second"
+          })
+        )
+        yield* store.append({ a: bytes("1") })
+        yield* server.kill
+        // the first call may be caught in flight (Io); once ioredis knows, calls fail as Unavailable
+        yield* Effect.exit(store.append({ a: bytes("2") }))
+        const { exit, elapsed } = yield* timed(store.get(["a"]))
+        expect(errorOf(exit)?.reason).toBe("Unavailable")
+        // sent again while the deadline allowed, then given up
+        expect(errorOf(exit)?.description).toMatch(/after \d+ attempts/)
+        expect(elapsed).toBeGreaterThanOrEqual(900)
+        expect(elapsed).toBeLessThan(2500)
+      })
   )
 })
 
