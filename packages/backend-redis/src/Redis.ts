@@ -244,18 +244,34 @@ const backendOf = (client: Client, tracker: Connection.Tracker, settings: Settin
   const scripts = Append.scripts(keyPrefix, settings.windowSeconds)
   const retrying = Retry.make(tracker, settings.requestTimeoutMs, cluster, replicas > 0 ? replicaTimeoutMs : 0)
   const isRecord = (key: Buffer) => Calls.isRecord(key.toString("utf8", keyPrefix.length))
+  // The latest ordered append (its place) whose share landed on each master ("" for the one server).
+  const landedOn = new Map<string, number>()
   const appendScripts = async (
     paths: ReadonlyArray<string>,
     values: ReadonlyArray<Uint8Array>,
     id: string,
-    call: Connection.Call
+    call: Connection.Call,
+    place: number,
+    failed: Array<string>
   ): Promise<void> => {
+    const landing: Routing.Landing = {
+      landed: (master) => {
+        if ((landedOn.get(master) ?? -1) < place) landedOn.set(master, place)
+      },
+      failed: (master) => failed.push(master)
+    }
     if (cluster !== undefined) {
-      const slots = await Routing.appendScripts(cluster, scripts, keyPrefix, paths, values, id, call)
+      const slots = await Routing.appendScripts(cluster, scripts, keyPrefix, paths, values, id, call, landing)
       if (replicas > 0)
         await Promise.all(slots.map((slot) => Append.replicate(cluster, slot, replicas, replicaTimeoutMs)))
     } else {
-      await scripts.server(server, paths, values, id)
+      await scripts.server(server, paths, values, id).then(
+        () => landing.landed(""),
+        (error) => {
+          landing.failed("")
+          throw error
+        }
+      )
       if (replicas > 0) await Append.replicate(server, null, replicas, replicaTimeoutMs)
     }
   }
@@ -270,7 +286,20 @@ const backendOf = (client: Client, tracker: Connection.Tracker, settings: Settin
         )
       }
       const id = given ?? Calls.make()
-      return retrying.run("append", "ordered", (call) => appendScripts(paths, values, id, call), id)
+      const place = retrying.nextPlace()
+      // The masters where the latest attempt's share failed: sent again, it must not land after a later call's.
+      let failed: Array<string> = []
+      const overtaken = () => failed.some((master) => (landedOn.get(master) ?? -1) > place)
+      return retrying.run(
+        "append",
+        "ordered",
+        (call) => {
+          failed = []
+          return appendScripts(paths, values, id, call, place, failed)
+        },
+        id,
+        { place, overtaken }
+      )
     },
     get: (paths) =>
       retrying.run("get", "always", async (call) => {

@@ -59,16 +59,32 @@ export const passes = (error: Store.StoreError): boolean => {
  * How a call may be sent again: `"always"` for calls that do the same when
  * sent twice, `"unsent"` for calls that may be resent only when they never
  * left the client, `"ordered"` for appends, which do the same when sent
- * twice (their id) but must also keep their place among appends: one is
- * sent again only while no append that started after it has been sent
- * (otherwise the later call's chunks could land before this one's, and a
- * caller that does not wait for its appends, `Pipelined`, would see its
- * chunks out of order); when one has, it fails with the error and its id.
+ * twice (their id) but must also keep their place among appends (see
+ * {@link Order}).
  *
  * @since 0.1.0
  * @category models
  */
 export type Policy = "always" | "unsent" | "ordered"
+
+/**
+ * An ordered call's place among the store's appends, and whether a later
+ * append has landed where this one's failed part would go (then sending it
+ * again would put its chunks after that one's, and a caller that does not
+ * wait for its appends, `Pipelined`, would see them out of order: it fails
+ * with its id instead).
+ *
+ * While an ordered call is being sent again, later ordered calls (first
+ * sends too) wait for it: after a failover the calls that failed go again
+ * in the order they started, and new calls follow them.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Order {
+  readonly place: number
+  readonly overtaken: () => boolean
+}
 
 /**
  * The store's calls, each sent until it succeeds or its deadline passes.
@@ -81,8 +97,11 @@ export interface Retrying {
     method: string,
     policy: Policy,
     commands: (call: Connection.Call) => Promise<A>,
-    id?: string
+    id?: string,
+    order?: Order
   ) => Effect.Effect<A, Store.StoreError>
+  /** The place of an ordered call that starts now. */
+  readonly nextPlace: () => number
 }
 
 /** The pause before attempt `n + 1`: 20 ms doubling, at most 500 ms. */
@@ -106,7 +125,7 @@ const giveUp = (
         method: error.method,
         description:
           `${error.description} (after ${attempts} attempt${attempts === 1 ? "" : "s"}` +
-          (overtaken ? ", not sent again because a later append was sent since" : "") +
+          (overtaken ? ", not sent again because a later append has landed where it would go" : "") +
           (id === undefined ? ")" : `; send it again with id ${JSON.stringify(id)} to apply it at most once)`),
         cause: error.cause
       })
@@ -127,33 +146,71 @@ export const make = (
   cluster: Cluster | undefined,
   minAttemptMs = 0
 ): Retrying => {
-  // Ordered calls in the order they started; the latest one that has been sent (or is waiting to be).
-  let started = 0
-  let latestSent = -1
+  let places = 0
+  // Ordered calls being sent again: later ordered calls wait for them.
+  const again = new Set<number>()
+  const earlierAgain = (place: number): boolean => {
+    if (again.size === 0) return false
+    for (const other of again) if (other < place) return true
+    return false
+  }
   return {
-    run: <A>(method: string, policy: Policy, commands: (call: Connection.Call) => Promise<A>, id?: string) =>
+    nextPlace: () => places++,
+    run: <A>(
+      method: string,
+      policy: Policy,
+      commands: (call: Connection.Call) => Promise<A>,
+      id?: string,
+      order?: Order
+    ) =>
       Effect.suspend(() => {
         const deadline = Date.now() + timeoutMs
-        const place = policy === "ordered" ? started++ : -1
         let maybeApplied = false
-        const attempt = (n: number): Effect.Effect<A, Store.StoreError> => {
-          if (place > latestSent) latestSent = place
-          return tracker.run(method, commands, Math.max(1, deadline - Date.now())).pipe(
-            Effect.catch((error: Store.StoreError) => {
-              if (error.reason !== "Unavailable") maybeApplied = true
-              const left = deadline - Date.now()
-              const wait = Math.min(pause(n), left)
-              const overtaken = policy === "ordered" && latestSent > place
-              const again = policy === "unsent" ? error.reason === "Unavailable" : passes(error) && !overtaken
-              if (!again || left - wait <= minAttemptMs) {
-                return Effect.fail(giveUp(error, n + 1, id, maybeApplied, overtaken && passes(error)))
-              }
-              if (cluster !== undefined) cluster.refreshSlotsCache()
-              return Effect.flatMap(Effect.sleep(wait), () => attempt(n + 1))
-            })
+        /** Waits while an earlier ordered call is being sent again; false when the deadline passed first. */
+        const inTurn: Effect.Effect<boolean> = Effect.suspend(() => {
+          if (order === undefined || !earlierAgain(order.place)) return Effect.succeed(true)
+          if (Date.now() >= deadline) return Effect.succeed(false)
+          return Effect.flatMap(Effect.sleep(10), () => inTurn)
+        })
+        const attempt = (n: number): Effect.Effect<A, Store.StoreError> =>
+          Effect.flatMap(inTurn, (turn) =>
+            !turn
+              ? Effect.fail(
+                  giveUp(
+                    new Store.StoreError({
+                      reason: "Unavailable",
+                      method,
+                      description: `redis: earlier appends were still being sent again at the deadline; the call was not sent`
+                    }),
+                    n + 1,
+                    id,
+                    maybeApplied,
+                    false
+                  )
+                )
+              : tracker.run(method, commands, Math.max(1, deadline - Date.now())).pipe(
+                  Effect.catch((error: Store.StoreError) => {
+                    if (error.reason !== "Unavailable") maybeApplied = true
+                    const left = deadline - Date.now()
+                    const wait = Math.min(pause(n), left)
+                    const overtaken = order?.overtaken() === true
+                    const passing = policy === "unsent" ? error.reason === "Unavailable" : passes(error)
+                    if (!passing || overtaken || left - wait <= minAttemptMs) {
+                      return Effect.fail(giveUp(error, n + 1, id, maybeApplied, overtaken && passing))
+                    }
+                    if (order !== undefined) again.add(order.place)
+                    if (cluster !== undefined) cluster.refreshSlotsCache()
+                    return Effect.flatMap(Effect.sleep(wait), () => attempt(n + 1))
+                  })
+                )
           )
-        }
-        return attempt(0)
+        const run = attempt(0)
+        return order === undefined
+          ? run
+          : Effect.ensuring(
+              run,
+              Effect.sync(() => again.delete(order.place))
+            )
       })
   }
 }

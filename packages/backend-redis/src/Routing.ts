@@ -76,10 +76,24 @@ export const append = (
 ): Promise<unknown> => perNode(cluster, keys, call, (group) => Append.pipeline(cluster, keys, values, group))
 
 /**
+ * What an append's attempt tells about each master it sent a share to: that
+ * the share's scripts all succeeded there, or that one failed.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Landing {
+  readonly landed: (master: string) => void
+  readonly failed: (master: string) => void
+}
+
+/**
  * Appends `values[i]` to `paths[i]` as call `id`: one script per master (a
  * few for a share of more than 1024 chunks or 1 MiB), each recording its own
- * id key in the slot of its first key. Resolves to the slots of the first
- * key of each master's share, one per master touched (for `WAIT`).
+ * id key in the slot of its first key. Waits for every master's share to
+ * settle, tells `landing` how each went, and fails with the first failure.
+ * Resolves to the slots of the first key of each master's share, one per
+ * master touched (for `WAIT`).
  *
  * @since 0.1.0
  * @category commands
@@ -91,13 +105,14 @@ export const appendScripts = async (
   paths: ReadonlyArray<string>,
   values: ReadonlyArray<Uint8Array>,
   id: string,
-  call: Connection.Call
+  call: Connection.Call,
+  landing: Landing
 ): Promise<Array<number>> => {
   const keys = new Array<string>(paths.length)
   for (let i = 0; i < paths.length; i++) keys[i] = keyPrefix + paths[i]!
   const groups = byNode(cluster, keys)
   if (groups.length > 1) call.spread = true
-  const sent: Array<Promise<number>> = []
+  const shares: Array<Promise<unknown>> = []
   const firstSlots: Array<number> = []
   for (const group of groups) {
     const n = group.length
@@ -107,6 +122,7 @@ export const appendScripts = async (
       groupPaths[j] = paths[group[j]!]!
       groupValues[j] = values[group[j]!]!
     }
+    const sent: Array<Promise<number>> = []
     for (let start = 0; start < n; ) {
       const end = Append.pieceEnd(groupValues, start, n)
       const first = group[start]!
@@ -116,8 +132,19 @@ export const appendScripts = async (
       sent.push(scripts.cluster(cluster, groupPaths, groupValues, start, end, idKey, slot))
       start = end
     }
+    const master = cluster.slots[firstSlots[firstSlots.length - 1]!]?.[0] ?? "unknown"
+    shares.push(
+      Promise.all(sent).then(
+        () => landing.landed(master),
+        (error) => {
+          landing.failed(master)
+          throw error
+        }
+      )
+    )
   }
-  await Promise.all(sent)
+  const settled = await Promise.allSettled(shares)
+  for (const outcome of settled) if (outcome.status === "rejected") throw outcome.reason
   return firstSlots
 }
 

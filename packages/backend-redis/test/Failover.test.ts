@@ -1,7 +1,7 @@
 /**
  * A Redis Cluster failover under a running shuffle, as an operator would see
  * it: 6 local redis-servers (3 masters + 3 replicas, `--cluster-node-timeout
- * 2000`), 64 keys appended call after call through `Redis.layerCluster`, and
+ * 2000`), 64 keys appended by 4 concurrent callers through `Redis.layerCluster`, and
  * a master killed with SIGKILL mid-run (then started again once its replica
  * took over, so that it rejoins as a replica). Each chunk names its call, so the keys' values tell
  * exactly which calls landed and how often:
@@ -24,7 +24,9 @@ const cluster = RedisServer.shared({ beforeAll, afterAll }, RedisServer.cluster(
 
 const KEYS = 64
 const CALLS = 500
-const KILL_AT = 150
+const KILL_AT = 152
+/** Calls in flight at once. */
+const CALLERS = 4
 const REQUEST_TIMEOUT_MS = 10_000
 
 const encoder = new TextEncoder()
@@ -78,7 +80,7 @@ interface Outcome {
   readonly stalledMs: number
 }
 
-/** Runs the shuffle, kills a master at call KILL_AT and restarts it a second later, and reads every key back. */
+/** Runs the shuffle, kills a master at call KILL_AT and starts it again once its replica took over, and reads every key back. */
 const shuffle = (prefix: string, options: Partial<Redis.ClusterOptions>) =>
   Effect.gen(function* () {
     const context = yield* Layer.build(
@@ -110,13 +112,23 @@ const shuffle = (prefix: string, options: Partial<Redis.ClusterOptions>) =>
           })
         )
       }
-      const chunk = encoder.encode(`${call};`)
-      const started = Date.now()
-      const exit = yield* Effect.exit(store.append(keys.map((k) => [k, chunk] as const)))
-      const elapsed = Date.now() - started
-      stalledMs = Math.max(stalledMs, elapsed)
-      if (Exit.isSuccess(exit)) acknowledged.push(call)
-      else failed.push({ call, error: Exit.isFailure(exit) ? exit.cause.reasons[0] : undefined, elapsed })
+      // CALLERS calls at once, as concurrent map tasks of one worker would append.
+      const calls = Array.from({ length: CALLERS }, (_, i) => call + i)
+      call += CALLERS - 1
+      yield* Effect.forEach(
+        calls,
+        (c) =>
+          Effect.gen(function* () {
+            const chunk = encoder.encode(`${c};`)
+            const started = Date.now()
+            const exit = yield* Effect.exit(store.append(keys.map((k) => [k, chunk] as const)))
+            const elapsed = Date.now() - started
+            stalledMs = Math.max(stalledMs, elapsed)
+            if (Exit.isSuccess(exit)) acknowledged.push(c)
+            else failed.push({ call: c, error: Exit.isFailure(exit) ? exit.cause.reasons[0] : undefined, elapsed })
+          }),
+        { concurrency: CALLERS }
+      )
     }
     yield* Fiber.join(killer!)
     const values = yield* store.get(keys)
