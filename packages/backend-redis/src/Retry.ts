@@ -172,45 +172,47 @@ export const make = (
           if (Date.now() >= deadline) return Effect.succeed(false)
           return Effect.flatMap(Effect.sleep(10), () => inTurn)
         })
-        const attempt = (n: number): Effect.Effect<A, Store.StoreError> =>
-          Effect.flatMap(inTurn, (turn) =>
-            !turn
-              ? Effect.fail(
-                  giveUp(
-                    new Store.StoreError({
-                      reason: "Unavailable",
-                      method,
-                      description: `redis: earlier appends were still being sent again at the deadline; the call was not sent`
-                    }),
-                    n + 1,
-                    id,
-                    maybeApplied,
-                    false
-                  )
-                )
-              : tracker.run(method, commands, Math.max(1, deadline - Date.now())).pipe(
-                  Effect.catch((error: Store.StoreError) => {
-                    if (error.reason !== "Unavailable") maybeApplied = true
-                    const left = deadline - Date.now()
-                    const wait = Math.min(pause(n), left)
-                    const overtaken = order?.overtaken() === true
-                    const passing = policy === "unsent" ? error.reason === "Unavailable" : passes(error)
-                    if (!passing || overtaken || left - wait <= minAttemptMs) {
-                      return Effect.fail(giveUp(error, n + 1, id, maybeApplied, overtaken && passing))
-                    }
-                    if (order !== undefined) again.add(order.place)
-                    if (cluster !== undefined) cluster.refreshSlotsCache()
-                    return Effect.flatMap(Effect.sleep(wait), () => attempt(n + 1))
-                  })
-                )
+        const send = (n: number): Effect.Effect<A, Store.StoreError> =>
+          tracker.run(method, commands, Math.max(1, deadline - Date.now())).pipe(
+            Effect.catch((error: Store.StoreError) => {
+              if (error.reason !== "Unavailable") maybeApplied = true
+              const left = deadline - Date.now()
+              const wait = Math.min(pause(n), left)
+              const overtaken = order?.overtaken() === true
+              const passing = policy === "unsent" ? error.reason === "Unavailable" : passes(error)
+              if (!passing || overtaken || left - wait <= minAttemptMs) {
+                return Effect.fail(giveUp(error, n + 1, id, maybeApplied, overtaken && passing))
+              }
+              if (cluster !== undefined) cluster.refreshSlotsCache()
+              const retry = Effect.flatMap(Effect.sleep(wait), () => attempt(n + 1))
+              if (order === undefined || again.has(order.place)) return retry
+              again.add(order.place)
+              return Effect.ensuring(
+                retry,
+                Effect.sync(() => again.delete(order.place))
+              )
+            })
           )
-        const run = attempt(0)
-        return order === undefined
-          ? run
-          : Effect.ensuring(
-              run,
-              Effect.sync(() => again.delete(order.place))
+        const notInTurn = (n: number) =>
+          Effect.fail(
+            giveUp(
+              new Store.StoreError({
+                reason: "Unavailable",
+                method,
+                description: "redis: earlier appends were still being sent again at the deadline; the call was not sent"
+              }),
+              n + 1,
+              id,
+              maybeApplied,
+              false
             )
+          )
+        const attempt = (n: number): Effect.Effect<A, Store.StoreError> =>
+          // The common case, nothing being sent again: no wait at all.
+          order === undefined || again.size === 0
+            ? send(n)
+            : Effect.flatMap(inTurn, (turn) => (turn ? send(n) : notInTurn(n)))
+        return attempt(0)
       })
   }
 }
