@@ -43,9 +43,11 @@
  * been applied, with its id in the description (sent again with that id, it
  * is applied at most once). Reads, `delete` and `drop` are sent again the
  * same way; `iset`, and appends with `useScripts: false` (no ids), only when
- * they were never sent. An append is never sent again once an append that
- * started after it was sent, so that retries keep the order of a caller
- * that does not wait (`Pipelined`): it fails with its id instead.
+ * they were never sent. Appends sent again keep their order (a caller that
+ * does not wait, `Pipelined`, relies on it): they go again in the order they
+ * started, later appends wait behind them, and one whose share failed on a
+ * master where a later append's share has landed since is not sent again
+ * (it fails with its id).
  *
  * `replicas: n` makes each append wait for `WAIT n replicaTimeout` on every
  * master it touched before it succeeds: off by default, as Redis replicates

@@ -13,7 +13,8 @@
  * when they were never sent. The caller sees success, applied once, or the
  * last error once `requestTimeout` (from the call's start) has passed; an
  * append's error then names its id, so that the caller can send it again
- * with that id and still have it applied at most once.
+ * with that id and still have it applied at most once. Appends sent again
+ * keep their order among appends (see {@link Order}).
  *
  * @since 0.1.0
  */
