@@ -5,7 +5,9 @@
  *
  * Each appended table is one frame in the Arrow IPC stream format (schema
  * message, record batches, end-of-stream), which any Arrow implementation
- * reads — pyarrow's `pa.ipc.open_stream` included. Tables appended to one
+ * reads — pyarrow's `pa.ipc.open_stream` included. A typed store's
+ * `stream` yields the key's record batches in append order, one frame at a
+ * time, so a key larger than memory can be processed batch by batch. Tables appended to one
  * key must share a schema; a key whose frames disagree fails on `get` with
  * a `Decode` CodecError.
  *
@@ -24,8 +26,14 @@ const schemaShape = (table: Table): string =>
  * @since 0.1.0
  * @category codecs
  */
-export const codec: Encode.Codec<Table | RecordBatch, Table> = Encode.make<Table | RecordBatch, Table>({
+export const codec: Encode.Codec<Table | RecordBatch, Table, RecordBatch> = Encode.make<
+  Table | RecordBatch,
+  Table,
+  RecordBatch
+>({
   name: "arrow",
+  // A typed store's stream yields record batches, frame by frame.
+  items: (value) => (value instanceof RecordBatch ? [value] : value.batches),
   encode: (value: Table | RecordBatch) => {
     if (value instanceof RecordBatch) return tableToIPC(new Table(value), "stream")
     if (value instanceof Table) return tableToIPC(value, "stream")

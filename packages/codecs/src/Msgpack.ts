@@ -4,7 +4,8 @@
  *
  * Python partd's `partd.Python` appends Python lists, packed with
  * `msgpack.packb(x, use_bin_type=True)`, one frame per append, and `get`
- * returns the concatenation of the lists. This codec does the same, so
+ * returns the concatenation of the lists (a typed store's `stream` yields
+ * their elements one by one). This codec does the same, so
  * `partd.Python(partd.File(dir)).get(key)` reads what is appended here and
  * the reverse:
  *
@@ -47,11 +48,14 @@ const isArrayHeader = (byte: number): boolean => (byte & 0xf0) === 0x90 || byte 
  * @since 0.1.0
  * @category codecs
  */
-export const codec: Encode.Codec<ReadonlyArray<unknown>, Array<unknown>> = Encode.make<
+export const codec: Encode.Codec<ReadonlyArray<unknown>, Array<unknown>, unknown> = Encode.make<
   ReadonlyArray<unknown>,
-  Array<unknown>
+  Array<unknown>,
+  unknown
 >({
   name: "msgpack",
+  // A typed store's stream yields the appended lists' elements.
+  items: (list) => list,
   encode: (value: ReadonlyArray<unknown>) => {
     if (!Array.isArray(value)) throw new TypeError(`partd's Python encoding appends lists, got ${typeof value}`)
     return packr.pack(value)

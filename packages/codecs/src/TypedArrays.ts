@@ -28,10 +28,19 @@
  * carries the complete items in `recovered`; and `delete` removes the data
  * as well as the dtype. A key that holds nothing gives an empty Uint8Array.
  *
+ * `stream` yields a key's items as arrays of the key's dtype, one per piece
+ * read from the byte store (an item cut between two pieces goes with the
+ * next), so an array of any size is read in bounded memory; a value that
+ * ends in a partial item fails with `TornFrame` after the whole items.
+ * `keys` leaves out the `.dtype` sidecars (so a key of this store whose own
+ * name ends in `.dtype` is not listed either); `size` is the data's bytes,
+ * without the dtype. An append's call id goes to the byte store's append
+ * (setting a dtype is idempotent, so a repeated call sets nothing new).
+ *
  * @since 0.1.0
  */
-import { Encode, type Key, Store } from "@partd/core"
-import { Effect, Layer, type Scope } from "effect"
+import { Encode, Framing, type Key, Store } from "@partd/core"
+import { Effect, Layer, type Scope, Stream } from "effect"
 import type * as Context from "effect/Context"
 
 /**
@@ -215,12 +224,31 @@ export const make = (inner: Store.Shape): Effect.Effect<TypedArrayStore, never, 
       )
 
     return yield* Encode.makeTyped<TypedArray, TypedArray>(CODEC, {
-      append: (paths, values) =>
+      append: (paths, values, id) =>
         learn(paths).pipe(
           Effect.andThen(prepare(paths, values)),
           Effect.tap(({ incoming }) => setDtypes(incoming)),
-          Effect.flatMap(({ bytes }) => backend.append(paths, bytes))
+          Effect.flatMap(({ bytes }) => backend.append(paths, bytes, id))
         ),
+      stream: (path, chunkBytes) =>
+        Stream.unwrap(
+          Effect.flatMap(backend.get([dtypePath(path)]), ([dtypeBytes]) => {
+            if (dtypeBytes!.byteLength === 0) {
+              // No dtype: a key that holds nothing, or bytes nobody can read.
+              return Effect.map(backend.size!([path]), ([size]) =>
+                size === 0
+                  ? Stream.empty
+                  : Stream.fail(codecError("Decode", path, `no dtype in ${dtypePath(path)} for ${size} bytes`))
+              )
+            }
+            const dtype = decoder.decode(dtypeBytes)
+            const parsed = parseDtype(dtype)
+            if (typeof parsed === "string") return Effect.succeed(Stream.fail(codecError("Decode", path, parsed)))
+            return Effect.succeed(streamItems(path, dtype, parsed, backend.stream!(path, chunkBytes)))
+          })
+        ),
+      keys: Stream.filter(backend.keys!, (path) => !path.endsWith(".dtype")),
+      size: (paths) => backend.size!(paths),
       get: (paths) =>
         Effect.flatMap(backend.get([...paths, ...paths.map(dtypePath)]), (stored) =>
           decodeArrays(paths, stored, known)
@@ -285,6 +313,58 @@ const decodeArrays = (
     out[i] = fromBytes(parsed, data)
   }
   return Effect.succeed(out)
+}
+
+/**
+ * The arrays of a key's bytes read as pieces: the whole items of each piece
+ * (a partial item waits for the next piece), then `TornFrame` if the bytes
+ * end inside an item.
+ */
+const streamItems = <E>(
+  path: Key.Path,
+  dtype: string,
+  parsed: Parsed,
+  pieces: Stream.Stream<Uint8Array, E>
+): Stream.Stream<TypedArray, E | Encode.CodecError> => {
+  const itemsize = parsed.kind.itemsize
+  return Framing.transformBatches<Uint8Array, TypedArray, E, never, Encode.CodecError>(pieces, () => {
+    let carry: Uint8Array | undefined
+    let whole = 0
+    return {
+      step: (batch) => {
+        const out: Array<TypedArray> = []
+        for (let i = 0; i < batch.length; i++) {
+          let bytes = batch[i]!
+          if (carry !== undefined) {
+            const joined = new Uint8Array(carry.byteLength + bytes.byteLength)
+            joined.set(carry)
+            joined.set(bytes, carry.byteLength)
+            bytes = joined
+            carry = undefined
+          }
+          const cut = bytes.byteLength - (bytes.byteLength % itemsize)
+          if (cut < bytes.byteLength) carry = bytes.slice(cut)
+          if (cut > 0) {
+            out.push(fromBytes(parsed, bytes.subarray(0, cut)))
+            whole += cut
+          }
+        }
+        return out
+      },
+      end: () => ({
+        out: [],
+        error:
+          carry === undefined
+            ? undefined
+            : codecError(
+                "TornFrame",
+                path,
+                `${whole + carry.byteLength} bytes is not a whole number of ${dtype} items: the last append was cut short`,
+                { validBytes: whole }
+              )
+      })
+    }
+  })
 }
 
 const parseDtypeOrThrow = (dtype: string): Parsed => {

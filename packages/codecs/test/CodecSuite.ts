@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Encode, Framing, Store } from "@partd/core"
-import { Context, Effect, Exit, Layer, type Scope } from "effect"
+import { Context, Effect, Exit, Layer, type Scope, Stream } from "effect"
 import * as fc from "fast-check"
 
 /** A backend to run codecs over: a fresh store per call. */
@@ -16,10 +16,12 @@ export interface Backend {
 }
 
 /** What the suite needs to know about one codec. */
-export interface CodecCase<A, J> {
+export interface CodecCase<A, J, S> {
   readonly name: string
   /** The typed store over a byte store. */
-  readonly make: (inner: Store.Shape) => Effect.Effect<Encode.EncodedStore<A, J>, never, Scope.Scope>
+  readonly make: (inner: Store.Shape) => Effect.Effect<Encode.EncodedStore<A, J, S>, never, Scope.Scope>
+  /** What `stream` yields, joined into what `get` returns (e.g. Msgpack's elements into one list). */
+  readonly joinStreamed: (items: ReadonlyArray<S>) => J
   /** Random values to append. */
   readonly arbitrary: fc.Arbitrary<A>
   /** The model: what `get` must return for these appended values, normalized. */
@@ -42,7 +44,10 @@ export interface CodecCase<A, J> {
 /** A byte store seen as a typed store of bytes, so compressions run the same suite. */
 export const fromByteStore = (store: Store.Shape): Encode.EncodedStore<Uint8Array> => ({
   codec: "bytes-store",
-  append: (data) => store.append(data),
+  append: (data, options) => store.append(data, options),
+  stream: (key, options) => store.stream(key, options),
+  keys: store.keys,
+  size: (keys) => store.size(keys),
   get: (keys) => store.get(keys),
   getOne: (key) => Store.getOneFrom(store, key),
   iset: (key, value) => store.iset(key, value),
@@ -64,13 +69,13 @@ const failureOf = <A, E>(exit: Exit.Exit<A, E>): unknown => {
   return reason?._tag === "Fail" ? reason.error : "defect"
 }
 
-export const codecSuite = <A, J>(codec: CodecCase<A, J>, backends: ReadonlyArray<Backend>): void => {
+export const codecSuite = <A, J, S>(codec: CodecCase<A, J, S>, backends: ReadonlyArray<Backend>): void => {
   const normalize = codec.normalize ?? ((j: J): unknown => j)
   const model = codec.expected
   for (const backend of backends) {
     /** Runs `body` with the typed store and the byte store under it, on a fresh backend. */
     const withStores = <X>(
-      body: (store: Encode.EncodedStore<A, J>, inner: Store.Shape) => Effect.Effect<X, unknown, Scope.Scope>
+      body: (store: Encode.EncodedStore<A, J, S>, inner: Store.Shape) => Effect.Effect<X, unknown, Scope.Scope>
     ) =>
       Effect.scoped(
         Effect.gen(function* () {
@@ -117,6 +122,29 @@ export const codecSuite = <A, J>(codec: CodecCase<A, J>, backends: ReadonlyArray
             for (const value of values) yield* store.append([["k", value]])
             expect(normalize(yield* store.getOne("k"))).toEqual(model(values))
             expect(normalize(yield* store.getOne("nothing"))).toEqual(model([]))
+          })
+        )
+      )
+
+      it.live("stream yields the appended values frame by frame, in pieces of any size; keys and size", () =>
+        withStores((store, inner) =>
+          Effect.gen(function* () {
+            const values = fc.sample(codec.arbitrary, { numRuns: 30, seed: 5 })
+            for (let i = 0; i < values.length; i += 3) {
+              yield* store.append(values.slice(i, i + 3).map((value) => ["k", value] as const))
+            }
+            yield* store.append([[["t", 1], values[0]!]])
+            // Pieces smaller than a frame header, and larger than the whole value.
+            for (const chunkBytes of [3, 64, 1 << 20]) {
+              const items = yield* Stream.runCollect(store.stream("k", { chunkBytes }))
+              expect(normalize(codec.joinStreamed(items)), `chunkBytes ${chunkBytes}`).toEqual(model(values))
+            }
+            expect(yield* Stream.runCollect(store.stream("missing"))).toEqual([])
+            const keys = (yield* Stream.runCollect(store.keys)).slice().sort()
+            expect(keys.filter((key) => !key.endsWith(".dtype"))).toEqual(["k", "t/1"])
+            const [size, missing] = yield* store.size(["k", "missing"])
+            expect(size).toBe((yield* Store.getOneFrom(inner, "k")).byteLength)
+            expect(missing).toBe(0)
           })
         )
       )
@@ -174,6 +202,15 @@ export const codecSuite = <A, J>(codec: CodecCase<A, J>, backends: ReadonlyArray
             expect(codecError?.reason, String(error)).toBe("TornFrame")
             expect(codecError?.key).toBe("k")
             expect(normalize(codecError!.recovered as J)).toEqual(model(values))
+            // Streamed: every complete value first, then the same typed error.
+            const items: Array<S> = []
+            const streamed = yield* Effect.exit(
+              Stream.runForEach(store.stream("k", { chunkBytes: 5 }), (item) => Effect.sync(() => items.push(item)))
+            )
+            const streamError = Encode.codecErrorOf(failureOf(streamed))
+            expect(streamError?.reason, String(failureOf(streamed))).toBe("TornFrame")
+            expect(streamError?.key).toBe("k")
+            expect(normalize(codec.joinStreamed(items))).toEqual(model(values))
           })
         )
       )

@@ -27,6 +27,7 @@ for (const algorithm of Compression.algorithms) {
           Effect.flatMap(Compression.codec(algorithm), (codec) => Encode.makeStore(codec, inner)),
           fromByteStore
         ),
+      joinStreamed: (pieces) => Bytes.concat(pieces),
       arbitrary: chunkArb,
       expected: (values) => hex(Bytes.concat(values)),
       normalize: hex,
@@ -49,6 +50,7 @@ for (const algorithm of ["zlib", "lz4", "blosc"] as const) {
           ),
           fromByteStore
         ),
+      joinStreamed: (pieces) => Bytes.concat(pieces),
       arbitrary: chunkArb,
       expected: (values) => hex(Bytes.concat(values)),
       normalize: hex,

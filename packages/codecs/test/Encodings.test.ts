@@ -1,14 +1,14 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Arrow, Json, Msgpack, SchemaCodec, Text, TypedArrays } from "@partd/codecs"
 import { Dict, Encode, Store } from "@partd/core"
-import { type Table, tableFromArrays } from "apache-arrow"
+import { Table as ArrowTable, type RecordBatch, type Table, tableFromArrays } from "apache-arrow"
 import { Effect, Exit, Layer, Schema } from "effect"
 import * as fc from "fast-check"
 import { backends } from "./Backends.ts"
 import { codecSuite } from "./CodecSuite.ts"
 
 const typed =
-  <A, J>(codec: Encode.Codec<A, J>) =>
+  <A, J, S>(codec: Encode.Codec<A, J, S>) =>
   (inner: Store.Shape) =>
     Encode.makeEncoded(codec, inner)
 
@@ -16,6 +16,7 @@ codecSuite(
   {
     name: "bytes",
     make: typed(Encode.bytes),
+    joinStreamed: (values) => Encode.bytes.join(values as ReadonlyArray<Uint8Array>),
     arbitrary: fc.uint8Array({ maxLength: 64 }),
     expected: (values) => Buffer.concat(values).toString("hex"),
     normalize: (u: Uint8Array) => Buffer.from(u).toString("hex"),
@@ -28,6 +29,7 @@ codecSuite(
   {
     name: "text",
     make: typed(Text.codec),
+    joinStreamed: (values) => values.join(""),
     arbitrary: fc.string({ unit: "grapheme", maxLength: 40 }),
     expected: (values) => values.join(""),
     invalid: [42, new Uint8Array(2)]
@@ -41,6 +43,7 @@ codecSuite(
   {
     name: "json",
     make: typed(Json.codec<Json.Json>()),
+    joinStreamed: (values) => values.slice(),
     arbitrary: jsonValue,
     expected: (values) => values.slice(),
     invalid: [undefined, () => 1, 10n]
@@ -69,6 +72,8 @@ codecSuite(
   {
     name: "msgpack",
     make: typed(Msgpack.codec),
+    // The lists' elements, one by one.
+    joinStreamed: (elements) => elements.slice(),
     arbitrary: fc.array(msgpackValue, { maxLength: 6 }),
     expected: (lists) => lists.flat().map(binAsHex),
     normalize: (list: Array<unknown>) => list.map(binAsHex),
@@ -89,6 +94,7 @@ codecSuite(
   {
     name: "schema",
     make: typed(SchemaCodec.codec(Event)),
+    joinStreamed: (values) => values.slice(),
     arbitrary: eventArb,
     expected: (values) => values.slice(),
     invalid: [{ id: "not a number", name: "x", tags: [] }, { id: 1 }, null]
@@ -108,6 +114,11 @@ codecSuite(
   {
     name: "arrow",
     make: typed(Arrow.codec),
+    // Record batches, joined back into one table.
+    joinStreamed: (batches) => {
+      const tables = (batches as Array<RecordBatch>).map((batch) => new ArrowTable(batch))
+      return tables.length === 0 ? new ArrowTable() : tables[0]!.concat(...tables.slice(1))
+    },
     arbitrary: tableArb,
     expected: (tables) => tables.flatMap((t) => rowsOf(t as Table) as Array<unknown>),
     normalize: rowsOf,
@@ -130,6 +141,7 @@ for (const [name, arb] of [
     {
       name: `typed arrays (${name})`,
       make: TypedArrays.make,
+      joinStreamed: (arrays) => arrays.flatMap((a) => Array.from(a as ArrayLike<number | bigint>)) as never,
       arbitrary: arb,
       expected: (values) => values.flatMap((v) => Array.from(v as ArrayLike<number | bigint>)),
       normalize: (v) => Array.from(v as ArrayLike<number | bigint>),

@@ -36,6 +36,23 @@
  * readable, still counted against the bound); they go first in the key's next
  * landing. The error reaches the appenders waiting for room and `flush`.
  *
+ * Reading without joining. `stream` yields a key as `get` joins it: the
+ * slow store's part, then the stranded and fast chunks. When it starts, under
+ * the lock and once no landing touches the key, it takes the slow part's
+ * length (`size`) and a snapshot of the chunk lists in memory; the slow part
+ * is streamed up to that length (later landings are not seen) and the memory
+ * part is copied out piece by piece. A value far larger than
+ * `availableMemory` is therefore read in bounded memory: the slow store's
+ * stream plus at most the buffer's own bytes, which the snapshot may keep
+ * alive after they were spilled. `keys` is the union of the keys holding
+ * bytes in memory and the slow store's keys; `size` is the slow store's size
+ * plus the bytes in memory.
+ *
+ * Call ids. The buffer remembers the ids of the appends it applied to the
+ * fast store, in memory (the last 65,536, see `CallIds`): ids are as durable
+ * as the buffered bytes. Landings are the buffer's own calls to the slow
+ * store, without the caller's id.
+ *
  * Closing. `close` lands everything and then closes the store; it fails with
  * a {@link BufferError} naming the keys and bytes still in memory, and may be
  * retried. Closing the Layer's scope without it runs the same final flush;
@@ -45,10 +62,12 @@
  *
  * @since 0.1.0
  */
-import { Clock, Context, Deferred, Duration, Effect, Layer, Schema, type Scope, Semaphore } from "effect"
+import { Clock, Context, Deferred, Duration, Effect, Layer, Schema, type Scope, Semaphore, Stream } from "effect"
 import * as BufferLedger from "./BufferLedger.ts"
 import * as Bytes from "./Bytes.ts"
+import { CallIds } from "./CallIds.ts"
 import type * as Key from "./Key.ts"
+import * as Pieces from "./Pieces.ts"
 import * as Store from "./Store.ts"
 
 /**
@@ -181,6 +200,8 @@ interface Buffered {
   /** Without getChunks, the slow store's `get` returns fresh arrays we may hand out as they are. */
   readonly slowGivesFresh: boolean
   readonly ledger: BufferLedger.Ledger
+  /** The ids of the appends applied to the fast store. */
+  readonly ids: CallIds
   readonly clock: Clock.Clock
   readonly bound: number
   readonly highWater: number
@@ -244,6 +265,7 @@ const acquire = (options: MakeOptions): Effect.Effect<Buffered> =>
       slowChunks: chunkReader(slow),
       slowGivesFresh: slow.getChunks === undefined,
       ledger: new BufferLedger.Ledger(),
+      ids: new CallIds(),
       clock: yield* Clock.Clock,
       bound,
       highWater: bound * 0.95,
@@ -441,14 +463,18 @@ const appendOrWait = (
   b: Buffered,
   paths: ReadonlyArray<Key.Path>,
   values: ReadonlyArray<Uint8Array>,
-  size: number
+  size: number,
+  id: string | undefined
 ): Effect.Effect<void | Wait, Store.StoreError> => {
+  // Checked at the moment of applying, under the lock: of two calls with one id, the second applies nothing.
+  if (id !== undefined && b.ids.has(id)) return Effect.void
   if (b.ledger.memory > 0 && b.ledger.memory + size > b.bound) {
     b.demand = Math.max(b.demand, size)
     wakeFlusher(b)
     return Effect.succeed(wait(b.room))
   }
   return Effect.map(b.fast.append(paths, values), () => {
+    if (id !== undefined) b.ids.add(id)
     b.ledger.appended(paths, values, size, b.clock.currentTimeMillisUnsafe())
     if (b.ledger.memory > b.highWater) wakeFlusher(b)
   })
@@ -496,15 +522,41 @@ const exclusive = <A>(
     )
   )
 
+/**
+ * A key's stream as it stands now (called under the lock, no landing of the
+ * key under way): the slow part up to its present length, then a snapshot of
+ * the stranded and fast chunks.
+ */
+const streamFrom = (
+  b: Buffered,
+  path: Key.Path,
+  chunkBytes: number
+): Effect.Effect<Stream.Stream<Uint8Array, Store.StoreError>, Store.StoreError> =>
+  Effect.gen(function* () {
+    const [slowBytes] = yield* b.slow.size!([path])
+    const h = b.ledger.get(path)
+    const memory: Array<Uint8Array> = h === undefined ? [] : h.stranded.slice()
+    let memoryBytes = h === undefined ? 0 : h.strandedBytes
+    if (h !== undefined && h.fast > 0) {
+      const [fromFast] = yield* b.fastChunks([path])
+      for (const chunk of fromFast!) memory.push(chunk)
+      memoryBytes += h.fast
+    }
+    const inMemory = Pieces.fromChunks(memory, memoryBytes, chunkBytes)
+    return slowBytes === 0
+      ? inMemory
+      : Stream.concat(Pieces.takeBytes(b.slow.stream!(path, chunkBytes), slowBytes!), inMemory)
+  })
+
 /** The buffer's operations, over validated paths. */
 const makeBackend = (b: Buffered): Store.Backend => ({
-  append: (paths, values) => {
+  append: (paths, values, id) => {
     let size = 0
     for (let i = 0; i < values.length; i++) size += values[i]!.byteLength
     return retryAfterWaits(
       b.lock.withPermit(
         Effect.suspend(() =>
-          b.closed ? Effect.fail(Store.closedError("append")) : appendOrWait(b, paths, values, size)
+          b.closed ? Effect.fail(Store.closedError("append")) : appendOrWait(b, paths, values, size, id)
         )
       )
     )
@@ -529,6 +581,31 @@ const makeBackend = (b: Buffered): Store.Backend => ({
         for (const path of paths) b.ledger.remove(path)
         signalRoom(b)
       })
+    ),
+  stream: (path, chunkBytes) => Stream.unwrap(exclusive(b, "stream", [path], () => streamFrom(b, path, chunkBytes))),
+  keys: Stream.unwrap(
+    exclusive(b, "keys", [], () =>
+      Effect.sync(() => {
+        const inMemory = b.ledger.paths().filter((path) => {
+          const h = b.ledger.get(path)!
+          return h.fast + h.strandedBytes > 0
+        })
+        const held = new Set(inMemory)
+        return Stream.concat(
+          Stream.fromArray(inMemory),
+          Stream.filter(b.slow.keys!, (path) => !held.has(path))
+        )
+      })
+    )
+  ),
+  size: (paths) =>
+    exclusive(b, "size", paths, () =>
+      Effect.map(b.slow.size!(paths), (sizes) =>
+        sizes.map((size, i) => {
+          const h = b.ledger.get(paths[i]!)
+          return h === undefined ? size : size + h.strandedBytes + h.fast
+        })
+      )
     ),
   drop: exclusive(b, "drop", undefined, () =>
     Effect.gen(function* () {

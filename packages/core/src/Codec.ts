@@ -25,7 +25,7 @@
  *
  * @since 0.1.0
  */
-import { Effect, Schema } from "effect"
+import { Effect, Schema, Stream } from "effect"
 import * as Bytes from "./Bytes.ts"
 import * as Framing from "./Framing.ts"
 import * as Store from "./Store.ts"
@@ -90,7 +90,7 @@ export class CodecError extends Schema.TaggedError<CodecError>("@partd/core/Code
  * @since 0.1.0
  * @category models
  */
-export interface Codec<A, J = A> {
+export interface Codec<A, J = A, S = A> {
   readonly name: string
   readonly encode: (value: A) => Uint8Array | PromiseLike<Uint8Array>
   readonly decode: (bytes: Uint8Array) => A | PromiseLike<A>
@@ -102,6 +102,12 @@ export interface Codec<A, J = A> {
    * rejection may carry the failing value's `index`.
    */
   readonly encodeAll?: (values: ReadonlyArray<A>) => PromiseLike<ReadonlyArray<Uint8Array>> | undefined
+  /**
+   * Optional: the items a typed store's `stream` yields for one decoded frame
+   * (Msgpack: the list's elements; Arrow: the table's record batches).
+   * Default: the decoded value itself.
+   */
+  readonly items?: (value: A) => ReadonlyArray<S>
   /** Optional: decodes a whole call's frames at once, like `encodeAll`. */
   readonly decodeAll?: (frames: ReadonlyArray<Uint8Array>) => PromiseLike<ReadonlyArray<A>> | undefined
 }
@@ -122,7 +128,7 @@ export interface BatchFailure {
  * @since 0.1.0
  * @category constructors
  */
-export const make = <A, J = A>(codec: Codec<A, J>): Codec<A, J> => codec
+export const make = <A, J = A, S = A>(codec: Codec<A, J, S>): Codec<A, J, S> => codec
 
 /**
  * Raw bytes: chunks stored as they are (framed), joined by concatenation.
@@ -176,8 +182,8 @@ const decodeError = (codec: string, key: string | undefined, cause: unknown): Co
  * @since 0.1.0
  * @category encoding
  */
-export const encodeFrames = <A, J>(
-  codec: Codec<A, J>,
+export const encodeFrames = <A, J, S>(
+  codec: Codec<A, J, S>,
   keys: ReadonlyArray<string>,
   values: ReadonlyArray<A>
 ): Effect.Effect<Array<Uint8Array>, CodecError> =>
@@ -260,7 +266,7 @@ const keyOfFrame = (
   return undefined
 }
 
-const joinOf = <A, J>(codec: Codec<A, J>, parts: ReadonlyArray<A>): J =>
+const joinOf = <A, J, S>(codec: Codec<A, J, S>, parts: ReadonlyArray<A>): J =>
   parts.length === 0 ? codec.empty() : codec.join(parts)
 
 /**
@@ -271,8 +277,8 @@ const joinOf = <A, J>(codec: Codec<A, J>, parts: ReadonlyArray<A>): J =>
  * @since 0.1.0
  * @category decoding
  */
-export const decodeValues = <A, J>(
-  codec: Codec<A, J>,
+export const decodeValues = <A, J, S>(
+  codec: Codec<A, J, S>,
   keys: ReadonlyArray<string>,
   stored: ReadonlyArray<Uint8Array>
 ): Effect.Effect<Array<J>, CodecError> =>
@@ -349,6 +355,55 @@ export const decodeValues = <A, J>(
       catch: (cause) => decodeError(codec.name, undefined, cause)
     }).pipe(Effect.flatMap(finish))
   })
+
+/**
+ * Decodes one frame: the value, a promise of it, or the error.
+ */
+const decodeOne = <A, J, S>(codec: Codec<A, J, S>, key: string, frame: Uint8Array): Effect.Effect<A, CodecError> => {
+  let value: A | PromiseLike<A>
+  try {
+    value = codec.decode(frame)
+  } catch (cause) {
+    return Effect.fail(decodeError(codec.name, key, cause))
+  }
+  if (!isThenable(value)) return Effect.succeed(value)
+  return Effect.tryPromise({ try: () => Promise.resolve(value), catch: (cause) => decodeError(codec.name, key, cause) })
+}
+
+/**
+ * The `TornFrame` error of a value streamed frame by frame, raised after its
+ * complete frames were yielded (so it carries no `recovered` join).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const tornFrameError = (codec: string, key: string, torn: Framing.Torn): CodecError =>
+  new CodecError({
+    reason: "TornFrame",
+    codec,
+    key,
+    description: Framing.describeTorn(torn),
+    validBytes: torn.offset
+  })
+
+/**
+ * A key's stored bytes, read as a stream of pieces, decoded frame by frame:
+ * each complete frame's value in order, holding one frame at a time. A torn
+ * trailing frame fails the stream with `TornFrame` after every complete
+ * frame's value.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const decodeStream = <A, J, S, E, R>(
+  codec: Codec<A, J, S>,
+  key: string,
+  stored: Stream.Stream<Uint8Array, E, R>
+): Stream.Stream<A, E | CodecError, R> =>
+  Stream.mapEffect(
+    Framing.frames(stored, (torn) => tornFrameError(codec.name, key, torn)),
+    (frame) => decodeOne(codec, key, frame)
+  )
 
 /**
  * A codec error as the `StoreError` a byte store fails with: a torn frame is

@@ -8,11 +8,19 @@
  * `get` concatenates into a fresh array that belongs to the caller. The data
  * is cleared when the Layer's scope closes.
  *
+ * `stream` takes a snapshot of the key's list of chunks when it starts (the
+ * chunks are never modified, so the list is enough) and copies it out in
+ * fresh pieces as the reader pulls; appends after the start are not seen.
+ * `keys` are the keys holding at least one byte; `size` sums a key's chunks.
+ * Append call ids are remembered in memory, the last 65,536 (see `CallIds`).
+ *
  * @since 0.1.0
  */
-import { Effect, Layer, type Scope } from "effect"
+import { Effect, Layer, type Scope, Stream } from "effect"
 import * as Bytes from "./Bytes.ts"
+import { CallIds } from "./CallIds.ts"
 import * as Key from "./Key.ts"
+import * as Pieces from "./Pieces.ts"
 import * as Store from "./Store.ts"
 
 interface Slot {
@@ -38,10 +46,15 @@ export const make: Effect.Effect<Store.Shape, never, Scope.Scope> = Effect.gen(f
   }
   // Slots resolved once per key set, stale once a key is removed.
   const slots = Key.keySetCache((paths: ReadonlyArray<Key.Path>) => paths.map(slotOf))
+  const ids = new CallIds()
   yield* Effect.addFinalizer(() => Effect.sync(() => data.clear()))
   return yield* Store.make({
-    append: (paths, values) =>
+    append: (paths, values, id) =>
       Effect.sync(() => {
+        if (id !== undefined) {
+          if (ids.has(id)) return
+          ids.add(id)
+        }
         const resolved = slots.get(paths)
         for (let i = 0; i < resolved.length; i++) {
           const slot = resolved[i]!
@@ -57,6 +70,17 @@ export const make: Effect.Effect<Store.Shape, never, Scope.Scope> = Effect.gen(f
           return slot === undefined ? Bytes.empty() : Bytes.concat(slot.chunks, slot.length)
         })
       ),
+    stream: (path, chunkBytes) =>
+      Stream.suspend(() => {
+        const slot = data.get(path)
+        return slot === undefined ? Stream.empty : Pieces.fromChunks(slot.chunks.slice(), slot.length, chunkBytes)
+      }),
+    keys: Stream.suspend(() => {
+      const held: Array<Key.Path> = []
+      for (const [path, slot] of data) if (slot.length > 0) held.push(path)
+      return Stream.fromArray(held)
+    }),
+    size: (paths) => Effect.sync(() => paths.map((path) => data.get(path)?.length ?? 0)),
     appendChunks: (paths, chunks, lengths) =>
       Effect.sync(() => {
         for (let i = 0; i < paths.length; i++) {

@@ -14,15 +14,26 @@
  *   provide `Encode.layer(Events, codec)`.
  *
  * Both are built on `Store.shell`, so key validation, empty calls and the
- * `Closed` state are the same as every store's. This module also re-exports
+ * `Closed` state are the same as every store's.
+ *
+ * Streams decode frame by frame: the inner store's pieces go through a
+ * frame reader (`Framing.frames`), each complete frame is decoded as soon as
+ * it is read, so a value of any size is read holding one frame (and one
+ * piece) at a time. A byte store yields the decoded bytes regrouped in pieces
+ * of at most `chunkBytes`; a typed store yields each frame's value (or the
+ * codec's `items` of it). A torn trailing frame fails the stream with
+ * `TornFrame` after everything before it. `size` is the size of the encoded
+ * bytes the inner store keeps, frame headers included; `keys` are the inner
+ * store's; an append's call id goes to the inner store with the call. This module also re-exports
  * everything of `Codec`, so `Encode.CodecError` and `Codec.CodecError` are
  * the same class.
  *
  * @since 0.1.0
  */
-import { Context, Effect, Layer, type Scope } from "effect"
-import { type Codec, type CodecError, decodeValues, encodeFrames, toStoreError } from "./Codec.ts"
+import { Context, Effect, Layer, type Scope, Stream } from "effect"
+import { type Codec, type CodecError, decodeStream, decodeValues, encodeFrames, toStoreError } from "./Codec.ts"
 import type * as Key from "./Key.ts"
+import * as Pieces from "./Pieces.ts"
 import * as Store from "./Store.ts"
 
 export * from "./Codec.ts"
@@ -36,16 +47,25 @@ export * from "./Codec.ts"
  * @category constructors
  */
 export const makeStore = (
-  codec: Codec<Uint8Array>,
+  codec: Codec<Uint8Array, Uint8Array, unknown>,
   inner: Store.Shape
 ): Effect.Effect<Store.Shape, never, Scope.Scope> => {
   const backend = Store.toBackend(inner)
   return Store.make({
-    append: (paths, values) =>
+    append: (paths, values, id) =>
       Effect.flatMap(
         Effect.mapError(encodeFrames(codec, paths, values), (e) => toStoreError("append", e)),
-        (framed) => backend.append(paths, framed)
+        (framed) => backend.append(paths, framed, id)
       ),
+    stream: (path, chunkBytes) =>
+      Pieces.cut(
+        Stream.mapError(decodeStream(codec, path, backend.stream!(path, chunkBytes)), (e) =>
+          e instanceof Store.StoreError ? e : toStoreError("stream", e)
+        ),
+        chunkBytes
+      ),
+    keys: backend.keys!,
+    size: (paths) => backend.size!(paths),
     get: (paths) =>
       Effect.flatMap(backend.get(paths), (stored) =>
         Effect.mapError(decodeValues(codec, paths, stored), (e) => toStoreError("get", e))
@@ -106,11 +126,11 @@ export const columns = <A>(keys: Key.KeySet, values: ReadonlyArray<A>): Columns<
  * @since 0.1.0
  * @category models
  */
-export interface EncodedStore<A, J = A> {
+export interface EncodedStore<A, J = A, S = A> {
   /** The codec's name. */
   readonly codec: string
   /** Encodes each value and appends it to its key. Nothing is written if any key or value is invalid. */
-  readonly append: (data: Input<A>) => Effect.Effect<void, Store.StoreError | CodecError>
+  readonly append: (data: Input<A>, options?: Store.AppendOptions) => Effect.Effect<void, Store.StoreError | CodecError>
   /** The join of every value appended to each key (the codec's empty value for a key that holds nothing). */
   readonly get: (keys: ReadonlyArray<Key.Key>) => Effect.Effect<ReadonlyArray<J>, Store.StoreError | CodecError>
   /** `get` for one key. */
@@ -119,6 +139,16 @@ export interface EncodedStore<A, J = A> {
   readonly iset: (key: Key.Key, value: A) => Effect.Effect<void, Store.StoreError | CodecError>
   readonly delete: (keys: ReadonlyArray<Key.Key>) => Effect.Effect<void, Store.StoreError>
   readonly drop: Effect.Effect<void, Store.StoreError>
+  /**
+   * The values appended to `key`, decoded frame by frame in append order
+   * (see the module's description): a value of any size in bounded memory.
+   * `chunkBytes` is the size of the pieces read from the byte store.
+   */
+  readonly stream: (key: Key.Key, options?: Store.StreamOptions) => Stream.Stream<S, Store.StoreError | CodecError>
+  /** Every key that holds bytes, each once, in no particular order. */
+  readonly keys: Stream.Stream<Key.Path, Store.StoreError>
+  /** The encoded bytes each key holds in the byte store, without reading them. */
+  readonly size: (keys: ReadonlyArray<Key.Key>) => Effect.Effect<ReadonlyArray<number>, Store.StoreError>
 }
 
 /**
@@ -128,29 +158,32 @@ export interface EncodedStore<A, J = A> {
  * @since 0.1.0
  * @category services
  */
-export const Tag = <Self, A, J = A>() => Context.Service<Self, EncodedStore<A, J>>()
+export const Tag = <Self, A, J = A, S = A>() => Context.Service<Self, EncodedStore<A, J, S>>()
 
 /**
  * A typed store from its operations over validated paths: the `Store.shell`
- * (key validation, empty calls, `Closed`), plus `getOne`. `delete` and `drop`
- * must fail only with `StoreError`.
+ * (key validation, empty calls, `Closed`), plus `getOne`. `delete`, `drop`,
+ * `keys` and `size` must fail only with `StoreError`.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const makeTyped = <A, J>(
+export const makeTyped = <A, J, S = A>(
   codec: string,
-  operations: Store.Operations<A, J, Store.StoreError | CodecError>
-): Effect.Effect<EncodedStore<A, J>, never, Scope.Scope> =>
+  operations: Store.Operations<A, J, Store.StoreError | CodecError, S>
+): Effect.Effect<EncodedStore<A, J, S>, never, Scope.Scope> =>
   Effect.map(Store.shell(operations), (shell) => ({
     codec,
     append: shell.append,
     get: shell.get,
     getOne: (key) => Effect.map(shell.get([key]), (values) => values[0]!),
     iset: shell.iset,
-    // The operations' delete and drop fail only with StoreError (see above).
-    delete: shell.delete as EncodedStore<A, J>["delete"],
-    drop: shell.drop as EncodedStore<A, J>["drop"]
+    // The operations' delete, drop, keys and size fail only with StoreError (see above).
+    delete: shell.delete as EncodedStore<A, J, S>["delete"],
+    drop: shell.drop as EncodedStore<A, J, S>["drop"],
+    stream: shell.stream,
+    keys: shell.keys as EncodedStore<A, J, S>["keys"],
+    size: shell.size as EncodedStore<A, J, S>["size"]
   }))
 
 /**
@@ -162,14 +195,23 @@ export const makeTyped = <A, J>(
  * @since 0.1.0
  * @category constructors
  */
-export const makeEncoded = <A, J>(
-  codec: Codec<A, J>,
+export const makeEncoded = <A, J, S = A>(
+  codec: Codec<A, J, S>,
   inner: Store.Shape
-): Effect.Effect<EncodedStore<A, J>, never, Scope.Scope> => {
+): Effect.Effect<EncodedStore<A, J, S>, never, Scope.Scope> => {
   const backend = Store.toBackend(inner)
-  return makeTyped<A, J>(codec.name, {
-    append: (paths, values) =>
-      Effect.flatMap(encodeFrames(codec, paths, values), (framed) => backend.append(paths, framed)),
+  const items = codec.items
+  return makeTyped<A, J, S>(codec.name, {
+    append: (paths, values, id) =>
+      Effect.flatMap(encodeFrames(codec, paths, values), (framed) => backend.append(paths, framed, id)),
+    stream: (path, chunkBytes) => {
+      const values = decodeStream(codec, path, backend.stream!(path, chunkBytes))
+      return items === undefined
+        ? (values as unknown as Stream.Stream<S, Store.StoreError | CodecError>)
+        : Stream.flattenIterable(Stream.map(values, items))
+    },
+    keys: backend.keys!,
+    size: (paths) => backend.size!(paths),
     get: (paths) => Effect.flatMap(backend.get(paths), (stored) => decodeValues(codec, paths, stored)),
     iset: (path, value) =>
       Effect.flatMap(encodeFrames(codec, [path], [value]), (framed) => inner.iset(path, framed[0]!)),
@@ -185,9 +227,9 @@ export const makeEncoded = <A, J>(
  * @since 0.1.0
  * @category layers
  */
-export const layer = <Self, A, J>(
-  tag: Context.Key<Self, EncodedStore<A, J>>,
-  codec: Codec<A, J>
+export const layer = <Self, A, J, S = A>(
+  tag: Context.Key<Self, EncodedStore<A, J, S>>,
+  codec: Codec<A, J, S>
 ): Layer.Layer<Self, never, Store.Store> =>
   Layer.effect(
     tag,

@@ -16,8 +16,14 @@
  * to the complete frames before it, so callers can fail with a typed error
  * that still carries every complete frame, and never decode garbage.
  *
+ * A value too large to hold whole is read as a stream of pieces
+ * ({@link frames}): a {@link FrameReader} gathers the pieces and hands out
+ * each frame once it is complete, holding at most one frame and one piece,
+ * and reports a torn tail only after every complete frame.
+ *
  * @since 0.1.0
  */
+import { Cause, Effect, Pull, Stream } from "effect"
 
 /**
  * The size of a frame header: a little-endian uint64 length.
@@ -140,3 +146,173 @@ export const describeTorn = (torn: Torn): string =>
     ? `torn trailing frame at byte ${torn.offset}: ${torn.available} of ${HEADER_BYTES} header bytes`
     : `torn trailing frame at byte ${torn.offset}: its header announces ${torn.declared} bytes, ` +
       `${torn.available - HEADER_BYTES} are there`
+
+/**
+ * Splits a value that arrives in pieces into its frames' payloads: `push`
+ * each piece, take the frames completed so far with `frames`, and at the end
+ * ask `torn` whether the value ended inside a frame. A frame that lies inside
+ * one piece is a view into it; one that spans pieces is copied once.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export class FrameReader {
+  /** The pieces not yet consumed; the first from `offset`. */
+  private pieces: Array<Uint8Array> = []
+  private next = 0
+  private offset = 0
+  private buffered = 0
+  /** The bytes of the complete frames handed out. */
+  private consumed = 0
+  private readonly header = new Uint8Array(HEADER_BYTES)
+
+  /** Adds the next piece of the value (the reader keeps a reference to it). */
+  push(piece: Uint8Array): void {
+    if (piece.byteLength === 0) return
+    this.pieces.push(piece)
+    this.buffered += piece.byteLength
+  }
+
+  /** The payloads of the frames completed since the last call, in order. */
+  frames(): Array<Uint8Array> {
+    const out: Array<Uint8Array> = []
+    while (this.buffered >= HEADER_BYTES) {
+      this.copyOut(this.header, HEADER_BYTES)
+      const length = readHeader(this.header, 0)
+      if (length > this.buffered - HEADER_BYTES) break
+      this.skip(HEADER_BYTES)
+      out.push(this.take(length))
+      this.consumed += HEADER_BYTES + length
+    }
+    if (this.next > 64) {
+      this.pieces = this.pieces.slice(this.next)
+      this.next = 0
+    }
+    return out
+  }
+
+  /** Once every piece is pushed and every frame taken: the torn tail, if the value ends inside a frame. */
+  torn(): Torn | undefined {
+    if (this.buffered === 0) return undefined
+    if (this.buffered < HEADER_BYTES) return { offset: this.consumed, declared: undefined, available: this.buffered }
+    this.copyOut(this.header, HEADER_BYTES)
+    return { offset: this.consumed, declared: readHeader(this.header, 0), available: this.buffered }
+  }
+
+  /** Copies the next `n` buffered bytes into `target` without consuming them. */
+  private copyOut(target: Uint8Array, n: number): void {
+    let filled = 0
+    let i = this.next
+    let at = this.offset
+    while (filled < n) {
+      const piece = this.pieces[i]!
+      const count = Math.min(piece.byteLength - at, n - filled)
+      target.set(piece.subarray(at, at + count), filled)
+      filled += count
+      i++
+      at = 0
+    }
+  }
+
+  private skip(n: number): void {
+    this.advance(n, undefined)
+  }
+
+  /** Consumes `n` bytes: a view when they lie in one piece, else a copy. */
+  private take(n: number): Uint8Array {
+    const first = this.pieces[this.next]
+    if (n === 0) return new Uint8Array(0)
+    if (first !== undefined && first.byteLength - this.offset >= n) {
+      const view = first.subarray(this.offset, this.offset + n)
+      this.advance(n, undefined)
+      return view
+    }
+    const out = new Uint8Array(n)
+    this.advance(n, out)
+    return out
+  }
+
+  private advance(n: number, into: Uint8Array | undefined): void {
+    let done = 0
+    while (done < n) {
+      const piece = this.pieces[this.next]!
+      const count = Math.min(piece.byteLength - this.offset, n - done)
+      if (into !== undefined) into.set(piece.subarray(this.offset, this.offset + count), done)
+      done += count
+      this.offset += count
+      if (this.offset === piece.byteLength) {
+        this.pieces[this.next] = undefined as unknown as Uint8Array
+        this.next++
+        this.offset = 0
+      }
+    }
+    this.buffered -= n
+  }
+}
+
+/**
+ * The payloads of the frames of a value read as a stream of pieces, in
+ * order, each as soon as it is complete. When the value ends inside a frame,
+ * the stream fails with `onTorn`'s error after yielding every complete frame.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const frames = <E, R, E2>(
+  pieces: Stream.Stream<Uint8Array, E, R>,
+  onTorn: (torn: Torn) => E2
+): Stream.Stream<Uint8Array, E | E2, R> =>
+  transformBatches(pieces, () => {
+    const reader = new FrameReader()
+    return {
+      step: (batch) => {
+        for (let i = 0; i < batch.length; i++) reader.push(batch[i]!)
+        return reader.frames()
+      },
+      end: () => {
+        const torn = reader.torn()
+        return { out: [], error: torn === undefined ? undefined : onTorn(torn) }
+      }
+    }
+  })
+
+/**
+ * A stateful transformation of a stream batch by batch, for the plain loops
+ * of byte readers: `step` turns each batch into outputs (maybe none), `end`
+ * gives the last outputs and, optionally, the error to fail with after them.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const transformBatches = <A, B, E, R, E2>(
+  self: Stream.Stream<A, E, R>,
+  make: () => {
+    readonly step: (batch: ReadonlyArray<A>) => ReadonlyArray<B>
+    readonly end: () => { readonly out: ReadonlyArray<B>; readonly error: E2 | undefined }
+  }
+): Stream.Stream<B, E | E2, R> =>
+  Stream.transformPull(self, (pull) =>
+    Effect.sync(() => {
+      const state = make()
+      let ended = false
+      let failure: E2 | undefined
+      const finish = (): Effect.Effect<never, E2 | Cause.Done> =>
+        failure !== undefined ? Effect.fail(failure) : Cause.done()
+      const next = (): Pull.Pull<readonly [B, ...Array<B>], E | E2> =>
+        ended
+          ? finish()
+          : pull.pipe(
+              Effect.flatMap((batch) => {
+                const out = state.step(batch)
+                return out.length > 0 ? Effect.succeed(out as readonly [B, ...Array<B>]) : next()
+              }),
+              Pull.catchDone(() => {
+                ended = true
+                const last = state.end()
+                failure = last.error
+                return last.out.length > 0 ? Effect.succeed(last.out as readonly [B, ...Array<B>]) : finish()
+              })
+            )
+      return Effect.suspend(next)
+    })
+  )

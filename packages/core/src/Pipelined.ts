@@ -20,8 +20,10 @@
  *   silently: its error fails the next operation on this store, whichever it
  *   is, once (several such failures arrive as one error that carries them
  *   all). Appends started after it may have been applied.
- * - `get`, `iset`, `delete` and `drop` first wait for every pending append,
- *   so a caller always reads its own writes.
+ * - `get`, `iset`, `delete`, `drop`, `size`, `keys` and `stream` first wait
+ *   for every pending append, so a caller always reads its own writes.
+ * - An append's call id goes to the inner store with the call: the inner
+ *   store remembers it (within its own window).
  * - When the scope closes, pending appends are awaited; a failure among them
  *   not yet reported fails the scope's close (a defect carrying the
  *   `StoreError`), so the program does not end as if the bytes had landed.
@@ -38,7 +40,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Effect, Fiber, Layer, Scope } from "effect"
+import { Cause, Effect, Fiber, Layer, Scope, Stream } from "effect"
 import * as Store from "./Store.ts"
 
 /**
@@ -113,7 +115,7 @@ export const make = (store: Store.Shape, options: Options): Effect.Effect<Store.
     const inner = Store.toBackend(store)
     return yield* Store.make(
       {
-        append: (paths, values) =>
+        append: (paths, values, id) =>
           Effect.gen(function* () {
             yield* reportFailure
             if (paths.length === 0) return
@@ -125,7 +127,7 @@ export const make = (store: Store.Shape, options: Options): Effect.Effect<Store.
               yield* reportFailure
             }
             // Started at once, so that appends are handed over in call order.
-            const fiber = yield* Effect.forkIn(inner.append(paths, values), appends, { startImmediately: true })
+            const fiber = yield* Effect.forkIn(inner.append(paths, values, id), appends, { startImmediately: true })
             const done = fiber.pollUnsafe()
             // Finished already (a store that works synchronously): its own result.
             if (done !== undefined) return yield* done
@@ -138,7 +140,21 @@ export const make = (store: Store.Shape, options: Options): Effect.Effect<Store.
         get: (paths) => afterPending(paths.length === 0 ? Effect.succeed([]) : inner.get(paths)),
         iset: (path, value) => afterPending(inner.iset(path, value)),
         delete: (paths) => afterPending(paths.length === 0 ? Effect.void : inner.delete(paths)),
-        drop: afterPending(inner.drop)
+        drop: afterPending(inner.drop),
+        size: (paths) => afterPending(paths.length === 0 ? Effect.succeed([]) : inner.size!(paths)),
+        keys: Stream.unwrap(
+          Effect.as(
+            settled,
+            Stream.suspend(() => inner.keys!)
+          )
+        ),
+        stream: (path, chunkBytes) =>
+          Stream.unwrap(
+            Effect.as(
+              settled,
+              Stream.suspend(() => inner.stream!(path, chunkBytes))
+            )
+          )
       },
       // `get([])` waits for every pending append: a way to wait for them all.
       { forwardEmpty: true }

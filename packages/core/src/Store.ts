@@ -801,7 +801,18 @@ export const make = (
       },
       { parse: toBatch, checkValue: checkBytes, forwardEmpty: options?.forwardEmpty }
     )
-    const withBackend: Shape & { readonly [BackendTypeId]: Backend } = { ...store, [BackendTypeId]: backend }
+    // Until every backend implements stream, keys and size (#17), the Backend a
+    // wrapping store gets through `toBackend` fails them as the shell does.
+    const complete: Backend =
+      backend.stream !== undefined && backend.keys !== undefined && backend.size !== undefined
+        ? backend
+        : {
+            ...backend,
+            stream: backend.stream ?? (() => Stream.fail(unsupported("stream"))),
+            keys: backend.keys ?? Stream.fail(unsupported("keys")),
+            size: backend.size ?? (() => Effect.fail(unsupported("size")))
+          }
+    const withBackend: Shape & { readonly [BackendTypeId]: Backend } = { ...store, [BackendTypeId]: complete }
     return Store.of(withBackend)
   })
 

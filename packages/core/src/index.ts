@@ -23,6 +23,12 @@ export * as BufferPool from "./BufferPool.ts"
  */
 export * as Bytes from "./Bytes.ts"
 /**
+ * CallIds: the append call ids an in-memory store remembers.
+ *
+ * @since 0.1.0
+ */
+export * as CallIds from "./CallIds.ts"
+/**
  * Client: a store served by a `Server`, over a socket.
  *
  * @since 0.1.0
@@ -62,6 +68,13 @@ export * as Framing from "./Framing.ts"
  * @since 0.1.0
  */
 export * as Key from "./Key.ts"
+/**
+ * Pieces: the byte streams `Store.stream` yields, cut to size.
+ *
+ * @since 0.1.0
+ */
+export * as Pieces from "./Pieces.ts"
+
 /**
  * Pipelined: appends that do not wait for the store's answer before the
  * caller goes on, as partd's zmq `Client` appends.
