@@ -8,7 +8,7 @@
 
 import { describe, expect, it } from "@effect/vitest"
 import { Key, Store } from "@partd/core"
-import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { Context, Effect, Exit, Fiber, Layer, Scope, Stream } from "effect"
 import * as fc from "fast-check"
 
 /**
@@ -21,6 +21,12 @@ export interface Capabilities {
   readonly timeout?: number
   /** How many property-test runs (default 25). */
   readonly propertyRuns?: number
+  /**
+   * `size` counts the encoded bytes the store keeps (a compression), not the
+   * bytes `get` returns, so it cannot equal `get(...).byteLength`: the size
+   * case then checks that it is positive exactly for the keys holding bytes.
+   */
+  readonly sizeIsEncoded?: boolean
 }
 
 const encoder = new TextEncoder()
@@ -530,6 +536,9 @@ export const suite = <E>(name: string, layer: Layer.Layer<Store.Store, E>, capab
         expect(failureReason(yield* Effect.exit(store.get(["a"])))).toBe("Closed")
         expect(failureReason(yield* Effect.exit(store.append({ a: bytes("2") })))).toBe("Closed")
         expect(failureReason(yield* Effect.exit(store.drop))).toBe("Closed")
+        expect(failureReason(yield* Effect.exit(Stream.runCollect(store.stream("a"))))).toBe("Closed")
+        expect(failureReason(yield* Effect.exit(Stream.runCollect(store.keys)))).toBe("Closed")
+        expect(failureReason(yield* Effect.exit(store.size(["a"])))).toBe("Closed")
       })
     )
 
@@ -548,7 +557,277 @@ export const suite = <E>(name: string, layer: Layer.Layer<Store.Store, E>, capab
     )
 
     repeatedKeyCases(fresh)
+    streamCases(fresh, maxValueBytes, timeout, capabilities.sizeIsEncoded === true)
+    callIdCases(fresh)
   })
+}
+
+/** Runs `stream` to its end, checking each piece against `expected` as it arrives (nothing is collected). */
+const expectStreamed = (
+  stream: Stream.Stream<Uint8Array, Store.StoreError>,
+  expected: Uint8Array,
+  chunkBytes: number
+): Effect.Effect<number, Store.StoreError> =>
+  Effect.gen(function* () {
+    let offset = 0
+    let mismatch: string | undefined
+    yield* Stream.runForEach(stream, (piece) =>
+      Effect.sync(() => {
+        if (mismatch !== undefined) return
+        if (!(piece instanceof Uint8Array)) mismatch = `piece at ${offset} is not a Uint8Array`
+        else if (piece.byteLength > chunkBytes) mismatch = `piece at ${offset} has ${piece.byteLength} > ${chunkBytes} bytes`
+        else if (offset + piece.byteLength > expected.byteLength) mismatch = `more than ${expected.byteLength} bytes`
+        else if (!Buffer.from(piece).equals(Buffer.from(expected.subarray(offset, offset + piece.byteLength)))) {
+          mismatch = `bytes differ in the piece at ${offset}`
+        }
+        offset += piece.byteLength
+      })
+    )
+    expect(mismatch).toBeUndefined()
+    expect(offset).toBe(expected.byteLength)
+    return offset
+  })
+
+/** The keys a store lists, sorted. */
+const listedKeys = Effect.flatMap(Store.Store, (store) => Stream.runCollect(store.keys)).pipe(
+  Effect.map((keys) => keys.slice().sort())
+)
+
+/**
+ * stream, keys and size (issue #17): every store's, checked against `get`.
+ */
+const streamCases = (
+  fresh: <A, E2>(effect: Effect.Effect<A, E2, Store.Store>) => Effect.Effect<A, unknown>,
+  maxValueBytes: number,
+  timeout: number,
+  sizeIsEncoded: boolean
+): void => {
+  it.live(
+    `stream: a ${maxValueBytes >> 20} MiB value in 1 MiB pieces, concatenated, equals get`,
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const store = yield* Store.Store
+          const big = pattern(maxValueBytes, 3)
+          // Pieces that do not fall on MiB boundaries.
+          const piece = Math.ceil(maxValueBytes / 5) + 17
+          for (let offset = 0; offset < maxValueBytes; offset += piece) {
+            yield* store.append({ big: big.subarray(offset, Math.min(offset + piece, maxValueBytes)) })
+          }
+          const got = yield* Store.getOneFrom(store, "big")
+          expectBytes(got, big)
+          expect(yield* expectStreamed(store.stream("big", { chunkBytes: 1 << 20 }), got, 1 << 20)).toBe(maxValueBytes)
+          // The default piece is 1 MiB too.
+          yield* expectStreamed(store.stream("big"), got, Store.defaultChunkBytes)
+          if (!sizeIsEncoded) expect(yield* store.size(["big"])).toEqual([maxValueBytes])
+        })
+      ),
+    timeout
+  )
+
+  it.live("stream: pieces of any size, tuple keys, missing keys, and pieces that belong to the caller", () =>
+    fresh(
+      Effect.gen(function* () {
+        const store = yield* Store.Store
+        const chunks = [bytes("Hello, "), new Uint8Array(0), pattern(300, 9), bytes("!")]
+        for (const chunk of chunks) yield* store.append([[["s", 1], chunk]])
+        const value = Buffer.concat(chunks)
+        for (const chunkBytes of [1, 7, 64, 1000, 1 << 20]) {
+          yield* expectStreamed(store.stream(["s", 1], { chunkBytes }), value, chunkBytes)
+          yield* expectStreamed(store.stream("s/1", { chunkBytes }), value, chunkBytes)
+        }
+        expect(yield* Stream.runCollect(store.stream("missing"))).toEqual([])
+        yield* store.append({ empty: new Uint8Array(0) })
+        expect((yield* Stream.runCollect(store.stream("empty"))).every((p) => p.byteLength === 0)).toBe(true)
+        // A piece is the caller's: changing it changes nothing in the store.
+        const pieces = yield* Stream.runCollect(store.stream("s/1", { chunkBytes: 16 }))
+        for (const p of pieces) p.fill(0)
+        expectBytes(yield* Store.getOneFrom(store, "s/1"), value)
+        yield* store.iset("set", bytes("once"))
+        yield* expectStreamed(store.stream("set", { chunkBytes: 3 }), bytes("once"), 3)
+        yield* store.delete(["s/1"])
+        expect(yield* Stream.runCollect(store.stream(["s", 1]))).toEqual([])
+      })
+    )
+  )
+
+  it.live("stream: a stream started before a concurrent append yields the value as it stood, never a torn piece", () =>
+    fresh(
+      Effect.gen(function* () {
+        const store = yield* Store.Store
+        const record = (i: number) => {
+          const out = pattern(1000, i)
+          new DataView(out.buffer).setUint32(0, i)
+          return out
+        }
+        for (let i = 0; i < 64; i++) yield* store.append({ grow: record(i) })
+        const before = yield* Store.getOneFrom(store, "grow")
+        // Started (first piece pulled), then appended to, then read to the end: only what was there at the start.
+        const seen = yield* Effect.scoped(
+          Effect.gen(function* () {
+            const pull = yield* Stream.toPull(store.stream("grow", { chunkBytes: 4096 }))
+            const parts: Array<Uint8Array> = [...(yield* pull)]
+            for (let i = 64; i < 96; i++) yield* store.append({ grow: record(i) })
+            while (true) {
+              const next = yield* Effect.exit(pull)
+              if (Exit.isFailure(next)) break
+              parts.push(...next.value)
+            }
+            return Buffer.concat(parts)
+          })
+        )
+        expectBytes(seen, before)
+        // Appends racing streams from another fiber: each stream is a prefix of whole records of the final value.
+        const appender = yield* Effect.forkChild(
+          Effect.forEach(Array.from({ length: 200 }, (_, i) => 96 + i), (i) => store.append({ grow: record(i) }), {
+            discard: true
+          })
+        )
+        const lengths: Array<number> = []
+        const streamed: Array<Uint8Array> = []
+        for (let round = 0; round < 5; round++) {
+          const value = Buffer.concat(yield* Stream.runCollect(store.stream("grow", { chunkBytes: 3000 })))
+          lengths.push(value.byteLength)
+          streamed.push(value)
+        }
+        yield* Fiber.join(appender)
+        const final = yield* Store.getOneFrom(store, "grow")
+        expect(final.byteLength).toBe(296 * 1000)
+        for (const value of streamed) {
+          expect(value.byteLength % 1000).toBe(0)
+          expect(value.byteLength).toBeGreaterThanOrEqual(96 * 1000)
+          expect(Buffer.from(final.subarray(0, value.byteLength)).equals(value)).toBe(true)
+        }
+      })
+    )
+  )
+
+  it.live("keys: exactly the keys that hold bytes, each once, after tuples, escapes, deletes, isets and drops", () =>
+    fresh(
+      Effect.gen(function* () {
+        const store = yield* Store.Store
+        expect(yield* listedKeys).toEqual([])
+        const odd = ["ключ", "🔑", "a b", "a:b", "a\\b", "%41", "x?y*z", "..a", "a..", "A", "a", "x.lock", "self%"]
+        yield* store.append(odd.map((k) => [k, bytes(`<${k}>`)] as const))
+        yield* store.append([
+          [["t", 1], bytes("t1")],
+          [["t", "u", 2.5], bytes("tu")],
+          [7, bytes("seven")],
+          ["d/e/f", bytes("def")],
+          ["gone", bytes("soon gone")],
+          ["a", bytes("again")]
+        ])
+        yield* store.iset("set", bytes("s"))
+        yield* store.delete(["gone", "never-written"])
+        const expected = [...odd, "t/1", "t/u/2.5", "7", "d/e/f", "set"].sort()
+        expect(yield* listedKeys).toEqual(expected)
+        // Every listed key is a key that `get` reads bytes from.
+        const values = yield* store.get(yield* listedKeys)
+        expect(values.every((v) => v.byteLength > 0)).toBe(true)
+        yield* store.drop
+        expect(yield* listedKeys).toEqual([])
+        yield* store.append({ after: bytes("drop") })
+        expect(yield* listedKeys).toEqual(["after"])
+      })
+    )
+  )
+
+  it.live("size: the bytes each key holds, equal to get(...).byteLength", () =>
+    fresh(
+      Effect.gen(function* () {
+        const store = yield* Store.Store
+        yield* store.append({ a: pattern(1000), b: bytes("bb") })
+        yield* store.append([
+          ["a", pattern(24)],
+          [["t", 1], pattern(70_000)]
+        ])
+        yield* store.iset("set", bytes("12345"))
+        yield* store.append({ del: bytes("x") })
+        yield* store.delete(["del"])
+        const keys: ReadonlyArray<Key.Key> = ["a", "b", ["t", 1], "t/1", "set", "del", "missing", "a"]
+        const sizes = yield* store.size(keys)
+        const values = yield* store.get(keys)
+        if (sizeIsEncoded) {
+          expect(sizes.map((size) => size > 0)).toEqual(values.map((v) => v.byteLength > 0))
+        } else {
+          expect(sizes).toEqual(values.map((v) => v.byteLength))
+          expect(sizes).toEqual([1024, 2, 70_000, 70_000, 5, 0, 0, 1024])
+        }
+        expect(sizes[1]).toBe(sizes[7] === sizes[0] ? sizes[1] : -1)
+        expect(yield* store.size([])).toEqual([])
+      })
+    )
+  )
+
+  it.live("stream, keys and size reject bad keys and bad chunkBytes with typed errors", () =>
+    fresh(
+      Effect.gen(function* () {
+        const store = yield* Store.Store
+        yield* store.append({ k: bytes("value") })
+        for (const chunkBytes of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, "8" as unknown as number]) {
+          const exit = yield* Effect.exit(Stream.runCollect(store.stream("k", { chunkBytes })))
+          expect(failureReason(exit), `chunkBytes ${String(chunkBytes)}`).toBe("BadValue")
+        }
+        for (const key of ["", "../escape", "a//b", ["a", "b/c"], null] as ReadonlyArray<unknown>) {
+          expect(failureReason(yield* Effect.exit(Stream.runCollect(store.stream(key as string))))).toBe("BadKey")
+          expect(failureReason(yield* Effect.exit(store.size(["k", key as string])))).toBe("BadKey")
+        }
+        expect(text(yield* Store.getOneFrom(store, "k"))).toBe("value")
+      })
+    )
+  )
+}
+
+/**
+ * Append call ids (issue #20): a call sent again with the same id applies
+ * once, on every store.
+ */
+const callIdCases = (
+  fresh: <A, E2>(effect: Effect.Effect<A, E2, Store.Store>) => Effect.Effect<A, unknown>
+): void => {
+  it.live("an append repeated with the same id applies once; other ids and calls without one apply", () =>
+    fresh(
+      Effect.gen(function* () {
+        const store = yield* Store.Store
+        const id = `call-${Math.random().toString(36).slice(2)}`
+        yield* store.append({ x: bytes("1"), y: bytes("a") }, { id })
+        yield* store.append({ x: bytes("1"), y: bytes("a") }, { id })
+        // The id decides, not the data: a different call under a seen id is a repeat too.
+        yield* store.append({ x: bytes("!") }, { id })
+        yield* store.append({ x: bytes("2") }, { id: `${id}-2` })
+        yield* store.append({ x: bytes("3") })
+        yield* store.append({ x: bytes("3") })
+        expect((yield* store.get(["x", "y"])).map(text)).toEqual(["1233", "a"])
+        // Sent several times at once, as retries racing the original: still once.
+        const raced = `${id}-raced`
+        yield* Effect.all(
+          Array.from({ length: 4 }, () => store.append([["r", bytes("r")]], { id: raced })),
+          { concurrency: "unbounded" }
+        )
+        expect(text(yield* Store.getOneFrom(store, "r"))).toBe("r")
+        // Columns over a key set carry ids too.
+        const keys = yield* Store.keySet(["c1", "c2"])
+        yield* store.append(Store.columns(keys, [bytes("p"), bytes("q")]), { id: `${id}-columns` })
+        yield* store.append(Store.columns(keys, [bytes("p"), bytes("q")]), { id: `${id}-columns` })
+        expect((yield* store.get(["c1", "c2"])).map(text)).toEqual(["p", "q"])
+      })
+    )
+  )
+
+  it.live("bad call ids fail with BadValue and write nothing", () =>
+    fresh(
+      Effect.gen(function* () {
+        const store = yield* Store.Store
+        for (const id of ["", "x".repeat(129), 42, null] as ReadonlyArray<unknown>) {
+          const exit = yield* Effect.exit(store.append({ bad: bytes("no") }, { id: id as string }))
+          expect(failureReason(exit), `id ${String(id)}`).toBe("BadValue")
+        }
+        // The longest id is fine.
+        yield* store.append({ ok: bytes("yes") }, { id: "y".repeat(128) })
+        expect((yield* store.get(["bad", "ok"])).map(text)).toEqual(["", "yes"])
+      })
+    )
+  )
 }
 
 /**

@@ -66,7 +66,8 @@ for (const algorithm of ["zlib", "lz4", "blosc"] as const) {
 for (const algorithm of ["zlib", "snappy", "lz4", "blosc"] as const) {
   suite(`Compression ${algorithm} over Dict`, Compression.layer(algorithm).pipe(Layer.provide(Dict.layer)), {
     maxValueBytes: 4 * 1024 * 1024,
-    propertyRuns: 10
+    propertyRuns: 10,
+    sizeIsEncoded: true
   })
 }
 

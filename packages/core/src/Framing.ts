@@ -23,7 +23,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Effect, Pull, Stream } from "effect"
+import { Cause, Effect, type Pull, Stream } from "effect"
 
 /**
  * The size of a frame header: a little-endian uint64 length.
@@ -280,6 +280,8 @@ export const frames = <E, R, E2>(
  * A stateful transformation of a stream batch by batch, for the plain loops
  * of byte readers: `step` turns each batch into outputs (maybe none), `end`
  * gives the last outputs and, optionally, the error to fail with after them.
+ * When the input fails, `end`'s outputs are still yielded (what was complete
+ * before the failure is not lost), then the input's error.
  *
  * @since 0.1.0
  * @category combinators
@@ -295,24 +297,26 @@ export const transformBatches = <A, B, E, R, E2>(
     Effect.sync(() => {
       const state = make()
       let ended = false
-      let failure: E2 | undefined
-      const finish = (): Effect.Effect<never, E2 | Cause.Done> =>
+      let failure: E | E2 | undefined
+      const finish = (): Effect.Effect<never, E | E2 | Cause.Done> =>
         failure !== undefined ? Effect.fail(failure) : Cause.done()
+      // The input's end or failure is caught on the input's pull alone, so `end` runs once.
+      const endOf = (error: E | Cause.Done): Effect.Effect<ReadonlyArray<B>> =>
+        Effect.sync(() => {
+          ended = true
+          const last = state.end()
+          // The input's own failure wins over the end's (a torn tail after a failed read is no news).
+          failure = Cause.isDone(error) ? last.error : error
+          return last.out
+        })
       const next = (): Pull.Pull<readonly [B, ...Array<B>], E | E2> =>
         ended
           ? finish()
-          : pull.pipe(
-              Effect.flatMap((batch) => {
-                const out = state.step(batch)
-                return out.length > 0 ? Effect.succeed(out as readonly [B, ...Array<B>]) : next()
-              }),
-              Pull.catchDone(() => {
-                ended = true
-                const last = state.end()
-                failure = last.error
-                return last.out.length > 0 ? Effect.succeed(last.out as readonly [B, ...Array<B>]) : finish()
-              })
-            )
+          : Effect.flatMap(Effect.catch(pull, endOf), (batch) => {
+              const out = ended ? (batch as ReadonlyArray<B>) : state.step(batch as ReadonlyArray<A>)
+              if (out.length > 0) return Effect.succeed(out as readonly [B, ...Array<B>])
+              return ended ? finish() : next()
+            })
       return Effect.suspend(next)
     })
   )

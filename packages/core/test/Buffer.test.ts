@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Buffer, Dict, Store } from "@partd/core"
 import { pattern, suite } from "@partd/test/StoreSuite"
-import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { Context, Effect, Exit, Layer, Scope, Stream } from "effect"
 
 suite(
   "Buffer(Dict, Dict) with a 1 KiB bound",
@@ -23,7 +23,10 @@ const sluggish = (store: Store.Shape, delay: Effect.Effect<void>): Effect.Effect
     get: (paths) => Effect.andThen(delay, inner.get(paths)),
     iset: (path, value) => Effect.andThen(delay, inner.iset(path, value)),
     delete: (paths) => Effect.andThen(delay, inner.delete(paths)),
-    drop: Effect.andThen(delay, inner.drop)
+    drop: Effect.andThen(delay, inner.drop),
+    stream: (path, chunkBytes) => Stream.unwrap(Effect.as(delay, inner.stream!(path, chunkBytes))),
+    keys: Stream.unwrap(Effect.as(delay, inner.keys!)),
+    size: (paths) => Effect.andThen(delay, inner.size!(paths))
   })
 }
 
@@ -49,7 +52,10 @@ const breakable = (store: Store.Shape, broken: { value: boolean }) => {
     get: (paths) => inner.get(paths),
     iset: (path, value) => inner.iset(path, value),
     delete: (paths) => inner.delete(paths),
-    drop: inner.drop
+    drop: inner.drop,
+    stream: inner.stream!,
+    keys: inner.keys!,
+    size: inner.size!
   })
 }
 
