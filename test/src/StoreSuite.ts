@@ -575,7 +575,8 @@ const expectStreamed = (
       Effect.sync(() => {
         if (mismatch !== undefined) return
         if (!(piece instanceof Uint8Array)) mismatch = `piece at ${offset} is not a Uint8Array`
-        else if (piece.byteLength > chunkBytes) mismatch = `piece at ${offset} has ${piece.byteLength} > ${chunkBytes} bytes`
+        else if (piece.byteLength > chunkBytes)
+          mismatch = `piece at ${offset} has ${piece.byteLength} > ${chunkBytes} bytes`
         else if (offset + piece.byteLength > expected.byteLength) mismatch = `more than ${expected.byteLength} bytes`
         else if (!Buffer.from(piece).equals(Buffer.from(expected.subarray(offset, offset + piece.byteLength)))) {
           mismatch = `bytes differ in the piece at ${offset}`
@@ -679,9 +680,13 @@ const streamCases = (
         expectBytes(seen, before)
         // Appends racing streams from another fiber: each stream is a prefix of whole records of the final value.
         const appender = yield* Effect.forkChild(
-          Effect.forEach(Array.from({ length: 200 }, (_, i) => 96 + i), (i) => store.append({ grow: record(i) }), {
-            discard: true
-          })
+          Effect.forEach(
+            Array.from({ length: 200 }, (_, i) => 96 + i),
+            (i) => store.append({ grow: record(i) }),
+            {
+              discard: true
+            }
+          )
         )
         const lengths: Array<number> = []
         const streamed: Array<Uint8Array> = []
@@ -782,9 +787,7 @@ const streamCases = (
  * Append call ids (issue #20): a call sent again with the same id applies
  * once, on every store.
  */
-const callIdCases = (
-  fresh: <A, E2>(effect: Effect.Effect<A, E2, Store.Store>) => Effect.Effect<A, unknown>
-): void => {
+const callIdCases = (fresh: <A, E2>(effect: Effect.Effect<A, E2, Store.Store>) => Effect.Effect<A, unknown>): void => {
   it.live("an append repeated with the same id applies once; other ids and calls without one apply", () =>
     fresh(
       Effect.gen(function* () {

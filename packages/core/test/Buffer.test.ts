@@ -107,6 +107,59 @@ describe("Buffer", () => {
     })
   )
 
+  it.effect(
+    "stream yields the slow part then the memory part, as get joins them; keys are the union, size the sum",
+    () =>
+      Effect.gen(function* () {
+        const fast = yield* Dict.make
+        const slow = yield* Dict.make
+        const { store, control } = yield* Buffer.make({ fast, slow, availableMemory: 1 << 20 })
+        yield* store.append({ a: bytes("slow-"), b: bytes("only slow") })
+        yield* control.flush
+        yield* store.append({ a: bytes("fast"), c: bytes("only fast") })
+        const streamed = (key: string, chunkBytes: number) =>
+          Effect.map(Stream.runCollect(store.stream(key, { chunkBytes })), (pieces) => {
+            expect(pieces.every((piece) => piece.byteLength <= chunkBytes)).toBe(true)
+            return text(globalThis.Buffer.concat(pieces))
+          })
+        for (const chunkBytes of [1, 3, 100]) {
+          expect(yield* streamed("a", chunkBytes)).toBe("slow-fast")
+          expect(yield* streamed("b", chunkBytes)).toBe("only slow")
+          expect(yield* streamed("c", chunkBytes)).toBe("only fast")
+        }
+        expect((yield* Stream.runCollect(store.keys)).slice().sort()).toEqual(["a", "b", "c"])
+        expect(yield* store.size(["a", "b", "c", "d"])).toEqual([9, 9, 9, 0])
+        // A stream taken before a flush and read after it yields the value as it stood: the snapshot of the
+        // memory part, and the slow part cut at its length then (the flush appends past it).
+        const pull = yield* Stream.toPull(store.stream("a", { chunkBytes: 2 }))
+        const parts = [...(yield* pull)]
+        yield* store.append({ a: bytes("+later") })
+        yield* control.flush
+        expect(text((yield* slow.get(["a"]))[0]!)).toBe("slow-fast+later")
+        while (true) {
+          const next = yield* Effect.exit(pull)
+          if (Exit.isFailure(next)) break
+          parts.push(...next.value)
+        }
+        expect(text(globalThis.Buffer.concat(parts))).toBe("slow-fast")
+        expect(yield* streamed("a", 4)).toBe("slow-fast+later")
+      }).pipe(Effect.scoped)
+  )
+
+  it.effect("an append's call id is remembered after its bytes were spilled to the slow store", () =>
+    Effect.gen(function* () {
+      const fast = yield* Dict.make
+      const slow = yield* Dict.make
+      const { store, control } = yield* Buffer.make({ fast, slow, availableMemory: 1 << 20 })
+      yield* store.append({ a: bytes("1") }, { id: "first" })
+      yield* control.flush
+      yield* store.append({ a: bytes("1") }, { id: "first" })
+      yield* store.append({ a: bytes("2") }, { id: "second" })
+      expect(text((yield* store.get(["a"]))[0]!)).toBe("12")
+      expect(text((yield* slow.get(["a"]))[0]!)).toBe("1")
+    })
+  )
+
   it.effect("flush moves everything to the slow store", () =>
     Effect.gen(function* () {
       const fast = yield* Dict.make
