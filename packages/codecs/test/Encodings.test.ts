@@ -1,8 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Arrow, Json, Msgpack, SchemaCodec, Text, TypedArrays } from "@partd/codecs"
-import { Dict, Encode, Store } from "@partd/core"
-import { Table as ArrowTable, type RecordBatch, type Table, tableFromArrays } from "apache-arrow"
-import { Effect, Exit, Layer, Schema } from "effect"
+import { Dict, Encode, Framing, Store } from "@partd/core"
+import { Table as ArrowTable, RecordBatch, type Table, tableFromArrays } from "apache-arrow"
+import { Effect, Exit, Layer, Schema, Stream } from "effect"
 import * as fc from "fast-check"
 import { backends } from "./Backends.ts"
 import { codecSuite } from "./CodecSuite.ts"
@@ -157,6 +157,46 @@ for (const [name, arb] of [
 
 class Events extends Encode.Tag<Events, Event, Array<Event>>()("test/Events") {}
 class Arrays extends Encode.Tag<Arrays, TypedArrays.TypedArray>()("test/Arrays") {}
+
+describe("typed streams", () => {
+  it.effect("yield each frame's items as it is read: Msgpack the lists' elements, Arrow record batches", () =>
+    Effect.gen(function* () {
+      const inner = yield* Dict.make
+      const lists = yield* Encode.makeEncoded(Msgpack.codec, inner)
+      yield* lists.append({ l: [1, "two"] }, { id: "lists-1" })
+      yield* lists.append({ l: [{ three: 3 }] })
+      yield* lists.append({ l: [1, "two"] }, { id: "lists-1" })
+      expect(yield* Stream.runCollect(lists.stream("l", { chunkBytes: 2 }))).toEqual([1, "two", { three: 3 }])
+      const tables = yield* Encode.makeEncoded(Arrow.codec, inner)
+      const first = tableFromArrays({ x: Int32Array.of(1, 2) })
+      const second = tableFromArrays({ x: Int32Array.of(3) })
+      yield* tables.append({ t: first })
+      yield* tables.append({ t: second.batches[0]! })
+      const batches = yield* Stream.runCollect(tables.stream("t", { chunkBytes: 64 }))
+      expect(batches.every((batch) => batch instanceof RecordBatch)).toBe(true)
+      expect(batches.map((batch) => Array.from(batch.getChild("x")!.toArray() as Int32Array))).toEqual([[1, 2], [3]])
+      // keys and size are the byte store's.
+      expect((yield* Stream.runCollect(tables.keys)).slice().sort()).toEqual(["l", "t"])
+      expect(yield* tables.size(["t"])).toEqual([(yield* Store.getOneFrom(inner, "t")).byteLength])
+    }).pipe(Effect.scoped)
+  )
+
+  it.effect("a frame that does not decode fails the stream with Decode after the frames before it", () =>
+    Effect.gen(function* () {
+      const inner = yield* Dict.make
+      const texts = yield* Encode.makeEncoded(Text.codec, inner)
+      yield* texts.append({ k: "fine" })
+      yield* inner.append({ k: Framing.frame(Uint8Array.of(0xff, 0xfe)) })
+      const seen: Array<string> = []
+      const exit = yield* Effect.exit(
+        Stream.runForEach(texts.stream("k"), (value) => Effect.sync(() => seen.push(value)))
+      )
+      expect(seen).toEqual(["fine"])
+      const error = Exit.isFailure(exit) ? Exit.findErrorOption(exit) : undefined
+      expect(error).toMatchObject({ _tag: "Some", value: { _tag: "CodecError", reason: "Decode", key: "k" } })
+    }).pipe(Effect.scoped)
+  )
+})
 
 describe("typed stores bound to your own service", () => {
   it.effect("one call binds a codec to a service; another binds typed arrays next to it on the same store", () =>

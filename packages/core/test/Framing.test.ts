@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Framing } from "@partd/core"
+import { Framing, Pieces } from "@partd/core"
+import { Effect, Exit, Stream } from "effect"
 import * as fc from "fast-check"
 
 /** Several payloads framed one after the other: what a value holds after appending each in turn. */
@@ -52,4 +53,130 @@ describe("Framing", () => {
     expect(frames).toEqual([])
     expect(torn?.declared).toBeGreaterThan(Number.MAX_SAFE_INTEGER)
   })
+})
+
+/** `bytes` cut at the given offsets into pieces, as a store's stream would yield it. */
+const cutAt = (bytes: Uint8Array, sizes: ReadonlyArray<number>): Array<Uint8Array> => {
+  const pieces: Array<Uint8Array> = []
+  let offset = 0
+  let s = 0
+  while (offset < bytes.byteLength) {
+    const size = Math.max(1, sizes.length === 0 ? bytes.byteLength : sizes[s++ % sizes.length]!)
+    pieces.push(bytes.slice(offset, offset + size))
+    offset += size
+  }
+  return pieces
+}
+
+const hexes = (arrays: ReadonlyArray<Uint8Array>) => arrays.map((a) => Buffer.from(a).toString("hex"))
+
+describe("Framing.frames: frames read from a stream of pieces", () => {
+  it.effect("yields every payload whatever the pieces, as split does", () =>
+    Effect.promise(() =>
+      fc.assert(
+        fc.asyncProperty(
+          fc.array(fc.uint8Array({ maxLength: 40 }), { maxLength: 10 }),
+          fc.array(fc.integer({ min: 1, max: 30 }), { maxLength: 5 }),
+          async (payloads, sizes) => {
+            const pieces = cutAt(frameAll(payloads), sizes)
+            const frames = await Effect.runPromise(
+              Stream.runCollect(Framing.frames(Stream.fromIterable(pieces), () => "torn" as const))
+            )
+            expect(hexes(frames)).toEqual(hexes(payloads))
+          }
+        )
+      )
+    )
+  )
+
+  it.effect("a torn tail fails after every complete frame, with where it starts", () =>
+    Effect.gen(function* () {
+      const payloads = [Uint8Array.of(1, 2, 3), new Uint8Array(0), Uint8Array.of(4)]
+      const whole = frameAll(payloads)
+      for (const tail of [Uint8Array.of(9, 0, 0), Framing.frame(new Uint8Array(50)).subarray(0, 20)]) {
+        const value = new Uint8Array([...whole, ...tail])
+        const seen: Array<Uint8Array> = []
+        const exit = yield* Effect.exit(
+          Stream.runForEach(
+            Framing.frames(Stream.fromIterable(cutAt(value, [5])), (torn) => torn),
+            (frame) => Effect.sync(() => seen.push(frame))
+          )
+        )
+        expect(hexes(seen)).toEqual(hexes(payloads))
+        expect(Exit.isFailure(exit) && Exit.findErrorOption(exit)).toMatchObject({
+          _tag: "Some",
+          value: { offset: whole.byteLength, available: tail.byteLength }
+        })
+      }
+    })
+  )
+
+  it.effect("a header announcing more than any buffer holds waits for bytes, then is torn at the end", () =>
+    Effect.gen(function* () {
+      const pieces = cutAt(new Uint8Array(64).fill(0xff), [7])
+      const exit = yield* Effect.exit(
+        Stream.runCollect(Framing.frames(Stream.fromIterable(pieces), (torn) => torn.declared))
+      )
+      expect(Exit.isFailure(exit)).toBe(true)
+    })
+  )
+
+  it.effect("an input failure comes after the frames complete before it", () =>
+    Effect.gen(function* () {
+      const input = Stream.concat(Stream.fromIterable(cutAt(frameAll([Uint8Array.of(7)]), [3])), Stream.fail("disk"))
+      const seen: Array<Uint8Array> = []
+      const exit = yield* Effect.exit(
+        Stream.runForEach(
+          Framing.frames(input, () => "torn"),
+          (frame) => Effect.sync(() => seen.push(frame))
+        )
+      )
+      expect(hexes(seen)).toEqual(["07"])
+      expect(Exit.isFailure(exit) && Exit.findErrorOption(exit)).toMatchObject({ _tag: "Some", value: "disk" })
+    })
+  )
+})
+
+describe("Pieces", () => {
+  it.effect("fromChunks, cut and takeBytes give pieces of at most chunkBytes that join to the input", () =>
+    Effect.promise(() =>
+      fc.assert(
+        fc.asyncProperty(
+          fc.array(fc.uint8Array({ maxLength: 50 }), { maxLength: 8 }),
+          fc.integer({ min: 1, max: 40 }),
+          fc.nat({ max: 400 }),
+          async (chunks, chunkBytes, take) => {
+            const whole = Buffer.concat(chunks)
+            const check = (pieces: ReadonlyArray<Uint8Array>, expected: Uint8Array) => {
+              expect(pieces.every((p) => p.byteLength <= chunkBytes)).toBe(true)
+              expect(Buffer.concat(pieces).toString("hex")).toBe(Buffer.from(expected).toString("hex"))
+            }
+            const run = <E>(stream: Stream.Stream<Uint8Array, E>) =>
+              Effect.runPromise(Stream.runCollect(stream) as unknown as Effect.Effect<ReadonlyArray<Uint8Array>>)
+            const fromChunks = await run(Pieces.fromChunks(chunks, whole.byteLength, chunkBytes))
+            check(fromChunks, whole)
+            // Every piece but the last is full.
+            expect(fromChunks.slice(0, -1).every((p) => p.byteLength === chunkBytes)).toBe(true)
+            check(await run(Pieces.cut(Stream.fromIterable(chunks), chunkBytes)), whole)
+            check(
+              await run(Pieces.takeBytes(Pieces.fromChunks(chunks, whole.byteLength, chunkBytes), take)),
+              whole.subarray(0, take)
+            )
+          }
+        )
+      )
+    )
+  )
+
+  it.effect("cut yields what it holds before an input failure", () =>
+    Effect.gen(function* () {
+      const seen: Array<Uint8Array> = []
+      const input = Stream.concat(Stream.make(Uint8Array.of(1, 2), Uint8Array.of(3)), Stream.fail("late"))
+      const exit = yield* Effect.exit(
+        Stream.runForEach(Pieces.cut(input, 16), (piece) => Effect.sync(() => seen.push(piece)))
+      )
+      expect(hexes(seen)).toEqual(["010203"])
+      expect(Exit.isFailure(exit)).toBe(true)
+    })
+  )
 })
