@@ -822,8 +822,34 @@ export const make = (
  * @since 0.1.0
  * @category accessors
  */
-export const append = (data: AppendInput): Effect.Effect<void, StoreError, Store> =>
-  Store.use((store) => store.append(data))
+export const append = (data: AppendInput, options?: AppendOptions): Effect.Effect<void, StoreError, Store> =>
+  Store.use((store) => store.append(data, options))
+
+/**
+ * Streams one key through the `Store` in context (see {@link Shape.stream}).
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const stream = (key: Key.Key, options?: StreamOptions): Stream.Stream<Uint8Array, StoreError, Store> =>
+  Stream.unwrap(Store.useSync((store) => store.stream(key, options)))
+
+/**
+ * Every key of the `Store` in context that holds bytes (see {@link Shape.keys}).
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const keys: Stream.Stream<Key.Path, StoreError, Store> = Stream.unwrap(Store.useSync((store) => store.keys))
+
+/**
+ * The bytes each key holds in the `Store` in context (see {@link Shape.size}).
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const size = (keys: ReadonlyArray<Key.Key>): Effect.Effect<ReadonlyArray<number>, StoreError, Store> =>
+  Store.use((store) => store.size(keys))
 
 /**
  * Gets a list of keys through the `Store` in context.
