@@ -29,6 +29,12 @@
  * Libraries other than node:zlib are loaded when the layer is built, so an
  * application pays only for the algorithms it uses.
  *
+ * A compressed store's `stream` decompresses frame by frame (one compressed
+ * frame and its decoded bytes in memory at a time, so also bounded by
+ * `maxDecodedBytes`), yielding pieces of at most `chunkBytes`; its `size` is
+ * the compressed bytes the inner store keeps, frame headers included; its
+ * `keys` are the inner store's; an append's call id goes to the inner store.
+ *
  * A codec never returns wrong bytes as success where its format can tell:
  * zlib, gzip and bz2 check their own checksums, zstd and LZ4 frames carry
  * one by default, blosc frames are read by a decoder that checks every bound;
