@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Dict, Key, Store } from "@partd/core"
+import { CallIds, Dict, Key, Store } from "@partd/core"
 import { suite } from "@partd/test/StoreSuite"
 import { Effect } from "effect"
 
@@ -41,4 +41,27 @@ describe("Key validation: which rule rejects a segment", () => {
     expect(problem("a/./b")).toBe('segment "." is not allowed')
     expect(problem(["a", "b", 1])).toBeUndefined()
   })
+})
+
+describe("CallIds: the window of ids an in-memory store remembers", () => {
+  it("remembers the last `capacity` ids and forgets the oldest first", () => {
+    const ids = new CallIds.CallIds(3)
+    for (const id of ["a", "b", "c"]) ids.add(id)
+    ids.add("a")
+    expect(ids.size).toBe(3)
+    ids.add("d")
+    expect(["a", "b", "c", "d"].map((id) => ids.has(id))).toEqual([false, true, true, true])
+    expect(new CallIds.CallIds().capacity).toBe(65_536)
+  })
+
+  it.effect("a Dict applies a call again once its id has left the window of 65,536", () =>
+    Effect.gen(function* () {
+      const store = yield* Dict.make
+      yield* store.append({ k: bytes("x") }, { id: "old" })
+      for (let i = 0; i < CallIds.defaultCapacity; i++)
+        yield* store.append({ other: new Uint8Array(0) }, { id: `n${i}` })
+      yield* store.append({ k: bytes("x") }, { id: "old" })
+      expect(text(yield* Store.getOneFrom(store, "k"))).toBe("xx")
+    }).pipe(Effect.scoped)
+  )
 })
