@@ -17,6 +17,15 @@
  *   for that key on this store instance (partd's idempotent set).
  * - `delete(keys)` removes keys (missing keys are fine), `drop` removes
  *   everything; the store stays usable after both.
+ * - `stream(key, { chunkBytes })` reads one value as pieces of at most
+ *   `chunkBytes` (default 1 MiB), a few in memory at a time, as it stood when
+ *   the stream started; `keys` lists the keys that hold bytes; `size(keys)`
+ *   gives their byte counts without reading them. They let a value larger
+ *   than memory be read back, and a store written by another process be
+ *   discovered.
+ * - `append(data, { id })` gives the call an id: a store applies a call with
+ *   an id it has seen (within the window each store documents) no more, so a
+ *   call that failed with `Io`, whose fate is unknown, can be sent again.
  *
  * Backends implement a {@link Backend} over canonical key paths and turn it
  * into a store with {@link make}, which owns what every backend shares: key
