@@ -39,6 +39,13 @@ import * as Store from "./Store.ts"
 export * from "./Codec.ts"
 
 /**
+ * The smallest piece a byte store reads from its inner store when streaming:
+ * the pieces it yields are cut to the caller's `chunkBytes` after decoding,
+ * so reading 1-byte pieces of a compressed value would only be slow.
+ */
+const minReadBytes = 64 * 1024
+
+/**
  * A byte store over another store: chunks are encoded and framed on the way
  * in, split, decoded and joined on the way out. Key validation, idempotent
  * sets and the closed state are the new store's own (see `Store.make`).
@@ -59,7 +66,7 @@ export const makeStore = (
       ),
     stream: (path, chunkBytes) =>
       Pieces.cut(
-        Stream.mapError(decodeStream(codec, path, backend.stream!(path, chunkBytes)), (e) =>
+        Stream.mapError(decodeStream(codec, path, backend.stream!(path, Math.max(chunkBytes, minReadBytes))), (e) =>
           e instanceof Store.StoreError ? e : toStoreError("stream", e)
         ),
         chunkBytes
