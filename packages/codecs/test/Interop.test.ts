@@ -14,7 +14,7 @@ import { File } from "@partd/backend-file"
 import { Compression, Msgpack, TypedArrays } from "@partd/codecs"
 import { Encode, Key, Store } from "@partd/core"
 import { requirePython, runPython } from "@partd/test/Python"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Stream } from "effect"
 
 const python = requirePython(["partd", "snappy", "blosc", "numpy", "msgpack"])
 
@@ -97,7 +97,7 @@ const byteLayers: ReadonlyArray<readonly [string, Layer.Layer<Store.Store, never
 const onFile = <A, E, R>(dir: string, layer: Layer.Layer<R, never, Store.Store>, effect: Effect.Effect<A, E, R>) =>
   Effect.provide(effect, layer.pipe(Layer.provide(File.layer({ path: dir }))))
 
-class Lists extends Encode.Tag<Lists, ReadonlyArray<unknown>, Array<unknown>>()("test/Interop/Lists") {}
+class Lists extends Encode.Tag<Lists, ReadonlyArray<unknown>, Array<unknown>, unknown>()("test/Interop/Lists") {}
 class Arrays extends Encode.Tag<Arrays, TypedArrays.TypedArray>()("test/Interop/Arrays") {}
 
 describe("interop with Python partd", () => {
@@ -112,6 +112,10 @@ describe("interop with Python partd", () => {
         pythonWrite(kind, theirs)
         const [x, tu] = yield* onFile(theirs, layer, Store.get(["x", tupleKey]))
         expect({ x: hex(x!), "t/u": hex(tu!) }).toEqual(expectedBytes)
+        // Streamed, Python's frames decode one by one into the same bytes.
+        const pieces = yield* onFile(theirs, layer, Stream.runCollect(Store.stream("x", { chunkBytes: 1000 })))
+        expect(pieces.every((piece) => piece.byteLength <= 1000)).toBe(true)
+        expect(hex(Buffer.concat(pieces))).toBe(expectedBytes.x)
         // The File layout is partd's: a tuple key is a nested file.
         expect(fs.existsSync(path.join(theirs, "t", "u"))).toBe(true)
         expect(fs.existsSync(path.join(ours, "t", "u"))).toBe(true)
@@ -166,6 +170,23 @@ describe("interop with Python partd", () => {
         "more"
       ])
       expect(tu).toEqual(["a", 2n ** 63n - 1n])
+      // Streamed, Python's frames decode one by one into the same elements; keys and sizes are the directory's.
+      const [streamed, keys, sizes] = yield* onFile(
+        theirs,
+        Encode.layer(Lists, Msgpack.codec),
+        Effect.flatMap(Lists, (lists) =>
+          Effect.all([
+            Stream.runCollect(lists.stream("x", { chunkBytes: 5 })),
+            Stream.runCollect(lists.keys),
+            lists.size(["x", tupleKey])
+          ])
+        )
+      )
+      expect(streamed.map((v) => (v instanceof Uint8Array ? `bin:${hex(v)}` : v))).toEqual(
+        x!.map((v) => (v instanceof Uint8Array ? `bin:${hex(v)}` : v))
+      )
+      expect(keys.slice().sort()).toEqual(["t/u", "x"])
+      expect(sizes).toEqual([fs.statSync(path.join(theirs, "x")).size, fs.statSync(path.join(theirs, "t", "u")).size])
       fs.rmSync(ours, { recursive: true, force: true })
       fs.rmSync(theirs, { recursive: true, force: true })
     })
@@ -226,6 +247,17 @@ describe("interop with Python partd", () => {
         [0.5],
         [65535]
       ])
+      // Streamed in pieces that cut items in two: whole items only, in the key's dtype; no .dtype sidecar as a key.
+      const [streamed, keys] = yield* onFile(
+        theirs,
+        TypedArrays.layer(Arrays),
+        Effect.flatMap(Arrays, (arrays) =>
+          Effect.all([Stream.runCollect(arrays.stream("x", { chunkBytes: 12 })), Stream.runCollect(arrays.keys)])
+        )
+      )
+      expect(streamed.every((a) => a instanceof Float64Array)).toBe(true)
+      expect(streamed.flatMap((a) => Array.from(a as Float64Array))).toEqual([1.5, -2.25, 1e300, 3])
+      expect(keys.slice().sort()).toEqual(["b", "f", "t/u", "u", "x"])
       fs.rmSync(ours, { recursive: true, force: true })
       fs.rmSync(theirs, { recursive: true, force: true })
     })
