@@ -160,7 +160,12 @@ export interface EncodedStore<A, J = A, S = A> {
 
 /**
  * A service key for a typed store: `class Events extends
- * Encode.Tag<Events, Event>()("app/Events") {}`.
+ * Encode.Tag<Events, Event>()("app/Events") {}`. `A` is what `append` takes,
+ * `J` what `get` returns (default `A`), `S` what `stream` yields (default
+ * `A`): give the codec's own types, e.g. `Encode.Tag<Rows,
+ * ReadonlyArray<unknown>, Array<unknown>, unknown>` for Msgpack (which
+ * streams the lists' elements) and `Encode.Tag<Tables, Table | RecordBatch,
+ * Table, RecordBatch>` for Arrow.
  *
  * @since 0.1.0
  * @category services
