@@ -59,6 +59,9 @@ type Op =
   | { readonly op: "delete"; readonly keys: ReadonlyArray<string> }
   | { readonly op: "iset"; readonly key: string; readonly value: Uint8Array }
   | { readonly op: "drop" }
+  | { readonly op: "stream"; readonly key: string; readonly chunkBytes: number }
+  | { readonly op: "keys" }
+  | { readonly op: "size"; readonly keys: ReadonlyArray<string> }
 
 const keyArb = fc.constantFrom("a", "b", "c", "d/e", "x.y", "ü")
 const valueArb = fc.uint8Array({ maxLength: 24 })
@@ -73,11 +76,21 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ op: fc.constant("get" as const), keys: fc.array(keyArb, { maxLength: 4 }) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("delete" as const), keys: fc.array(keyArb, { maxLength: 3 }) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("iset" as const), key: keyArb, value: valueArb }) },
-  { weight: 1, arbitrary: fc.constant({ op: "drop" as const }) }
+  { weight: 1, arbitrary: fc.constant({ op: "drop" as const }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      op: fc.constant("stream" as const),
+      key: keyArb,
+      chunkBytes: fc.integer({ min: 1, max: 9 })
+    })
+  },
+  { weight: 1, arbitrary: fc.constant({ op: "keys" as const }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant("size" as const), keys: fc.array(keyArb, { maxLength: 4 }) }) }
 )
 
 /** Runs ops against the store and a Map model; fails on the first divergence. */
-const runModel = (ops: ReadonlyArray<Op>) =>
+const runModel = (ops: ReadonlyArray<Op>, sizeIsEncoded: boolean) =>
   Effect.gen(function* () {
     const store = yield* Store.Store
     const model = new Map<string, Uint8Array>()
@@ -116,6 +129,24 @@ const runModel = (ops: ReadonlyArray<Op>) =>
           yield* store.drop
           model.clear()
           isetSeen.clear()
+          break
+        }
+        case "stream": {
+          const pieces = yield* Stream.runCollect(store.stream(op.key, { chunkBytes: op.chunkBytes }))
+          expect(pieces.every((piece) => piece.byteLength <= op.chunkBytes)).toBe(true)
+          expectBytes(Buffer.concat(pieces), model.get(op.key) ?? new Uint8Array(0))
+          break
+        }
+        case "keys": {
+          const held = Array.from(model, ([key, value]) => (value.byteLength > 0 ? [key] : [])).flat()
+          expect((yield* Stream.runCollect(store.keys)).slice().sort()).toEqual(held.sort())
+          break
+        }
+        case "size": {
+          const sizes = yield* store.size(op.keys)
+          const expected = op.keys.map((k) => model.get(k)?.byteLength ?? 0)
+          if (sizeIsEncoded) expect(sizes.map((n) => n > 0)).toEqual(expected.map((n) => n > 0))
+          else expect(sizes).toEqual(expected)
           break
         }
       }
@@ -543,12 +574,14 @@ export const suite = <E>(name: string, layer: Layer.Layer<Store.Store, E>, capab
     )
 
     it.live(
-      "random append/get/delete/iset/drop sequences match a model",
+      "random append/get/delete/iset/drop/stream/keys/size sequences match a model",
       () =>
         Effect.promise(() =>
           fc.assert(
             fc.asyncProperty(fc.array(opArb, { maxLength: 30 }), (ops) =>
-              Effect.runPromise(fresh(runModel(ops)) as Effect.Effect<boolean, unknown>)
+              Effect.runPromise(
+                fresh(runModel(ops, capabilities.sizeIsEncoded === true)) as Effect.Effect<boolean, unknown>
+              )
             ),
             { numRuns: capabilities.propertyRuns ?? 25 }
           )
