@@ -24,9 +24,10 @@
  * codec's `items` of it). A torn trailing frame fails the stream with
  * `TornFrame` after everything before it. `size` is the size of the encoded
  * bytes the inner store keeps, frame headers included; `keys` are the inner
- * store's; an append's call id goes to the inner store with the call. This module also re-exports
- * everything of `Codec`, so `Encode.CodecError` and `Codec.CodecError` are
- * the same class.
+ * store's; an append's call id goes to the inner store with the call.
+ *
+ * This module also re-exports everything of `Codec`, so `Encode.CodecError`
+ * and `Codec.CodecError` are the same class.
  *
  * @since 0.1.0
  */
