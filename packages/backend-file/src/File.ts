@@ -57,14 +57,16 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as nodePath from "node:path"
 import { Store } from "@partd/core"
-import { Effect, Layer, type Scope } from "effect"
+import { Effect, Layer, type Scope, Stream } from "effect"
 import * as Append from "./Append.ts"
 import * as Calls from "./Calls.ts"
 import * as FileName from "./FileName.ts"
 import * as Handles from "./Handles.ts"
 import * as Intent from "./Intent.ts"
 import * as Layout from "./Layout.ts"
+import * as Listing from "./Listing.ts"
 import * as Lock from "./Lock.ts"
+import * as Reader from "./Reader.ts"
 
 /**
  * @since 0.1.0
@@ -214,7 +216,32 @@ const backendOf = (
       lock.bump()
       handles.closeAll()
       layout.removeAll()
-    })
+    }),
+    stream: (path, chunkBytes) =>
+      Reader.stream(
+        path,
+        chunkBytes,
+        locked("stream", (at) => {
+          const relative = layout.nameOf("stream", path)
+          at.key = path
+          return layout.openRead(relative)
+        })
+      ),
+    keys: Stream.unwrap(
+      Effect.map(
+        locked("keys", () => Listing.keys(layout.root)),
+        Stream.fromIterable
+      )
+    ),
+    size: (paths) =>
+      locked("size", (at) => {
+        const relatives = paths.map((path) => (handles.get(path) === undefined ? layout.nameOf("size", path) : ""))
+        return paths.map((path, i) => {
+          at.key = path
+          const handle = handles.get(path)
+          return handle === undefined ? (layout.sizeOf(relatives[i]!) ?? 0) : fs.fstatSync(handle.fd).size
+        })
+      })
   }
 }
 

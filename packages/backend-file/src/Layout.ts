@@ -1,7 +1,7 @@
 /**
  * Layout: the File store's directory operations, key by key — naming a key's
- * file, opening it for appending (creating its directories), reading,
- * measuring, truncating and removing it.
+ * file, opening it for appending (creating its directories) or for reading,
+ * reading, measuring, truncating and removing it.
  *
  * A key's file is `FileName.toRelative(path)` under the store's directory.
  * A key that is also the parent of longer keys is a directory, and its own
@@ -31,6 +31,11 @@ export interface Layout {
   readonly openForAppend: (relative: string) => number
   /** A key's bytes; a key whose file does not exist reads as empty bytes. */
   readonly read: (relative: string) => Uint8Array
+  /**
+   * Opens a key's file for reading: the descriptor (the caller closes it)
+   * and the file's size, or `undefined` when the key has no file.
+   */
+  readonly openRead: (relative: string) => { readonly fd: number; readonly size: number } | undefined
   /** A key's length, or `undefined` when it has no regular file. */
   readonly sizeOf: (relative: string) => number | undefined
   /**
@@ -331,6 +336,7 @@ export const make = (root: string): Layout => {
     nameOf,
     openForAppend: (relative) => openForAppend(dir, relative),
     read: (relative) => read(dir, relative),
+    openRead: (relative) => openKey(dir, relative),
     sizeOf: (relative) => sizeOf(dir, relative),
     replace: (relative, value, fsync) => replace(dir, relative, value, fsync),
     truncate: (relative, length) => truncate(dir, relative, length),
