@@ -33,6 +33,7 @@
 import * as Net from "node:net"
 import { Duration, Effect, Layer, type Scope } from "effect"
 import * as BufferPool from "./BufferPool.ts"
+import * as ClientStream from "./ClientStream.ts"
 import type * as Key from "./Key.ts"
 import * as Server from "./Server.ts"
 import * as Store from "./Store.ts"
@@ -65,8 +66,8 @@ export interface Options {
  */
 export const defaultRequestTimeout: Duration.Duration = Duration.seconds(10)
 
-/** Called once with a request's outcome: its error, or the values its reply carried. */
-type Settle = (error: Store.StoreError | undefined, values?: ReadonlyArray<Uint8Array>) => void
+/** Called once with a request's outcome: its error, or its reply. */
+type Settle = (error: Store.StoreError | undefined, reply?: Wire.Done) => void
 
 /** One call's requests on their way: held in the outbox until `sent`. */
 interface Outgoing {
@@ -166,7 +167,7 @@ const receive = (connection: Connection, chunk: Uint8Array): string | undefined 
     // A request whose caller stopped waiting has no one waiting.
     if (request === undefined) continue
     connection.waiting.delete(reply.id)
-    if (reply._tag === "Done") request.settle(undefined, reply.values)
+    if (reply._tag === "Done") request.settle(undefined, reply)
     else request.settle(Wire.decodeError(reply.error))
   }
   return undefined
@@ -265,16 +266,32 @@ export const make = (options: Options): Effect.Effect<Store.Shape, Store.StoreEr
     }
 
     const exchange = (method: string, messages: ReadonlyArray<Record<string, unknown>>) =>
-      exchangeOn(connection(), method, messages, timeoutMillis, address)
+      Effect.map(exchangeOn(connection(), method, messages, timeoutMillis, address), joinResults)
+
+    /** Requests on the connection of the moment, failing once it is lost (a stream's cursor lives on it). */
+    const session: ClientStream.Session = () => {
+      const on = connection()
+      return (method, message) =>
+        current !== on || on.socket.destroyed
+          ? Effect.fail(
+              new Store.StoreError({
+                reason: "Io",
+                method,
+                description: `the connection to ${Server.showAddress(address)} was lost while the ${method} ran`
+              })
+            )
+          : Effect.map(exchangeOn(on, method, [message], timeoutMillis, address), (replies) => replies[0]!)
+    }
 
     /** Sends one request and waits for its reply. */
     const request = (method: string, message: Record<string, unknown>) => exchange(method, [message])
 
     const append = (
       paths: ReadonlyArray<Key.Path>,
-      values: ReadonlyArray<Uint8Array>
+      values: ReadonlyArray<Uint8Array>,
+      id?: string | undefined
     ): Effect.Effect<void, Store.StoreError> => {
-      const parts = appendParts(paths, values, maxFrameBytes, maxChunks)
+      const parts = appendParts(paths, values, maxFrameBytes, maxChunks, id)
       return parts instanceof Store.StoreError ? Effect.fail(parts) : Effect.asVoid(exchange("append", parts))
     }
 
@@ -297,7 +314,10 @@ export const make = (options: Options): Effect.Effect<Store.Shape, Store.StoreEr
       iset: (path, value) => Effect.asVoid(request("iset", { _tag: "Iset", path, value })),
       delete: (paths) =>
         Effect.asVoid(request("delete", { _tag: "Delete", paths: Wire.joinPaths(paths), count: paths.length })),
-      drop: Effect.asVoid(request("drop", { _tag: "Drop" }))
+      drop: Effect.asVoid(request("drop", { _tag: "Drop" })),
+      stream: (path, chunkBytes) => ClientStream.stream(session, path, chunkBytes),
+      keys: ClientStream.keys(session),
+      size: (paths) => ClientStream.size(session, paths, maxChunks)
     })
   })
 
@@ -313,7 +333,7 @@ const exchangeOn = (
   messages: ReadonlyArray<Record<string, unknown>>,
   timeoutMillis: number,
   address: Server.Address
-): Effect.Effect<ReadonlyArray<Uint8Array> | undefined, Store.StoreError> =>
+): Effect.Effect<ReadonlyArray<Wire.Done>, Store.StoreError> =>
   Effect.callback((resume) => {
     const frames: Array<Uint8Array> = []
     const ids: Array<number> = []
@@ -330,19 +350,19 @@ const exchangeOn = (
     }
     const outgoing: Outgoing = { method, ids, frames, sent: false }
     const errors = new Array<Store.StoreError | undefined>(ids.length)
-    const results = new Array<ReadonlyArray<Uint8Array> | undefined>(ids.length)
+    const results = new Array<Wire.Done>(ids.length)
     let remaining = ids.length
     let timer: ReturnType<typeof setTimeout> | undefined
     ids.forEach((id, index) => {
       to.waiting.set(id, {
         outgoing,
-        settle: (error, values) => {
+        settle: (error, reply) => {
           errors[index] = error
-          results[index] = values
+          if (reply !== undefined) results[index] = reply
           if (--remaining > 0) return
           if (timer !== undefined) clearTimeout(timer)
           const first = errors.find((e) => e !== undefined)
-          resume(first === undefined ? Effect.succeed(joinResults(results)) : Effect.fail(first))
+          resume(first === undefined ? Effect.succeed(results) : Effect.fail(first))
         }
       })
     })
@@ -371,29 +391,30 @@ const getRequests = (paths: ReadonlyArray<Key.Path>, maxChunks: number): Array<R
 }
 
 /** The values of several replies, in order (one reply's as they are). */
-const joinResults = (
-  results: ReadonlyArray<ReadonlyArray<Uint8Array> | undefined>
-): ReadonlyArray<Uint8Array> | undefined => {
-  if (results.length === 1) return results[0]
+const joinResults = (results: ReadonlyArray<Wire.Done>): ReadonlyArray<Uint8Array> | undefined => {
+  if (results.length === 1) return results[0]!.values
   const out: Array<Uint8Array> = []
-  for (const values of results) if (values !== undefined) for (const value of values) out.push(value)
+  for (const { values } of results) if (values !== undefined) for (const value of values) out.push(value)
   return out
 }
 
 /**
  * An append as the requests that carry it: one, or, when it exceeds a frame
  * (in bytes or chunks), consecutive parts that the server holds until the
- * last one and then applies as one append (see `Wire.Request`).
+ * last one and then applies as one append (see `Wire.Request`). The call's
+ * id, if it has one, goes with the last part.
  */
 const appendParts = (
   paths: ReadonlyArray<Key.Path>,
   values: ReadonlyArray<Uint8Array>,
   maxFrameBytes: number,
-  maxChunks: number
+  maxChunks: number,
+  id: string | undefined
 ): Array<Record<string, unknown>> | Store.StoreError => {
   const maxBatchBytes = maxFrameBytes - Wire.envelopeHeadroomBytes
+  const call = id === undefined ? {} : { call: id }
   if (values.length <= maxChunks && Wire.framedBytes(paths, values) <= maxBatchBytes) {
-    return [{ _tag: "Append", paths: Wire.joinPaths(paths), values }]
+    return [{ _tag: "Append", paths: Wire.joinPaths(paths), values, ...call }]
   }
   const slices: Array<readonly [number, number]> = []
   let start = 0
@@ -420,7 +441,7 @@ const appendParts = (
     _tag: "Append",
     paths: Wire.joinPaths(paths.slice(from, to)),
     values: values.slice(from, to),
-    ...(i < slices.length - 1 ? { more: true } : {})
+    ...(i < slices.length - 1 ? { more: true } : call)
   }))
 }
 

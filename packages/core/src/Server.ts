@@ -182,7 +182,7 @@ export const make = (store: Store.Shape, options: Options): Effect.Effect<Info, 
   Effect.gen(function* () {
     const limits = limitsOf(options)
     // Made before listening, so closed after the connections: running requests are interrupted last.
-    const run = yield* FiberSet.makeRuntime<never, ReadonlyArray<Uint8Array> | undefined, Store.StoreError>()
+    const run = yield* FiberSet.makeRuntime<never, ServerRequests.Result, Store.StoreError>()
     const shared: ServerConnection.Shared = {
       requests: ServerRequests.make(store, limits),
       run,

@@ -32,6 +32,7 @@ import type * as Net from "node:net"
 import { Cause, Effect, Exit, type Fiber } from "effect"
 import * as ServerAppend from "./ServerAppend.ts"
 import * as ServerRequests from "./ServerRequests.ts"
+import * as ServerStream from "./ServerStream.ts"
 import * as Store from "./Store.ts"
 import * as Wire from "./Wire.ts"
 
@@ -68,7 +69,7 @@ export interface Limits extends ServerRequests.Limits {
  */
 export interface Shared {
   readonly requests: ServerRequests.Requests
-  readonly run: (work: ServerRequests.Work) => Fiber.Fiber<ReadonlyArray<Uint8Array> | undefined, Store.StoreError>
+  readonly run: (work: ServerRequests.Work) => Fiber.Fiber<ServerRequests.Result, Store.StoreError>
   readonly limits: Limits
   readonly logDebug: (message: string, cause: unknown) => void
 }
@@ -129,6 +130,9 @@ export const serve = (socket: Net.Socket, shared: Shared): void => {
   const { limits, logDebug } = shared
   const parser = Wire.makeParser({ maxFrameBytes: limits.maxFrameBytes, maxChunksPerFrame: limits.maxChunksPerFrame })
   const appends = ServerAppend.make(shared.requests, limits.maxAppendBytes)
+  // This connection's streams and key listings, closed with it.
+  const cursors = ServerStream.make(shared.requests.store, limits)
+  socket.on("close", cursors.closeAll)
   const queue = new Queue()
   let busy = false
   let paused = false
@@ -182,7 +186,9 @@ export const serve = (socket: Net.Socket, shared: Shared): void => {
   /** What a request does: the work to run, or a reply at once. */
   const workOf = (request: Wire.Request): ServerRequests.Work | Wire.Reply => {
     if (request._tag === "Append") return appends.append(request)
-    return appends.interrupting(request.id) ?? shared.requests.handle(request)
+    const interrupted = appends.interrupting(request.id)
+    if (interrupted !== undefined) return interrupted
+    return ServerRequests.isCursorRequest(request) ? cursors.handle(request) : shared.requests.handle(request)
   }
 
   const runOne = (work: ServerRequests.Work, id: number, method: string): void => {
@@ -191,7 +197,14 @@ export const serve = (socket: Net.Socket, shared: Shared): void => {
     shared.run(work).addObserver((exit) => {
       busy = false
       if (Exit.isSuccess(exit)) {
-        reply(exit.value === undefined ? { _tag: "Done", id } : { _tag: "Done", id, values: exit.value })
+        const value = exit.value
+        reply(
+          value === undefined
+            ? { _tag: "Done", id }
+            : Array.isArray(value)
+              ? { _tag: "Done", id, values: value }
+              : { ...(value as Wire.Outcome), _tag: "Done", id }
+        )
       } else if (!Cause.hasInterruptsOnly(exit.cause)) {
         const error = ServerRequests.failedUnexpectedly(method.toLowerCase(), exit.cause)
         reply({ _tag: "Failed", id, error: Wire.encodeError(error) })

@@ -73,12 +73,38 @@ export const toKeySet = (method: string, paths: ReadonlyArray<string>): Key.KeyS
 }
 
 /**
- * A request's outcome as the store gave it: nothing, or a get's values.
+ * A request's outcome as the store gave it: nothing, a get's values, or the
+ * fields of another reply (sizes, a stream's part, see `Wire.Outcome`).
  *
  * @since 0.1.0
  * @category models
  */
-export type Work = Effect.Effect<ReadonlyArray<Uint8Array> | undefined, Store.StoreError>
+export type Result = ReadonlyArray<Uint8Array> | Wire.Outcome | undefined
+
+/**
+ * A request's work: its {@link Result}, or the store's error.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Work = Effect.Effect<Result, Store.StoreError>
+
+/**
+ * The requests a connection's cursors answer (see `ServerStream`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type CursorRequest = Extract<Wire.Request, { readonly _tag: "Stream" | "Keys" | "Next" | "Close" }>
+
+/**
+ * Whether a request is one of a connection's cursors'.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isCursorRequest = (request: Wire.Request): request is CursorRequest =>
+  request._tag === "Stream" || request._tag === "Keys" || request._tag === "Next" || request._tag === "Close"
 
 /**
  * The limits that replies are held to.
@@ -98,14 +124,19 @@ export interface Limits {
  * @category models
  */
 export interface Requests {
+  /** The served store. */
+  readonly store: Store.Shape
   /** The paths of a joined key list, split and checked against its count (not validated). */
   readonly paths: (method: string, joined: string, count: number) => ReadonlyArray<string> | Store.StoreError
   /** A joined key list, validated into a key set (remembered with the list). */
   readonly keySet: (method: string, joined: string, count: number) => Key.KeySet | Store.StoreError
-  /** Appends `values[i]` to the i-th key of `keys`, through the store. */
-  readonly append: (keys: Key.KeySet, values: ReadonlyArray<Uint8Array>) => Work
-  /** Every request but an append (see `ServerAppend`, which puts appends sent in parts together). */
-  readonly handle: (request: Exclude<Wire.Request, { readonly _tag: "Append" }>) => Work
+  /** Appends `values[i]` to the i-th key of `keys`, through the store, with the call's id if it has one. */
+  readonly append: (keys: Key.KeySet, values: ReadonlyArray<Uint8Array>, call?: string | undefined) => Work
+  /**
+   * Every request but an append (see `ServerAppend`, which puts appends sent
+   * in parts together) and the cursors' (see `ServerStream`).
+   */
+  readonly handle: (request: Exclude<Wire.Request, { readonly _tag: "Append" } | CursorRequest>) => Work
 }
 
 /**
@@ -161,14 +192,19 @@ export const make = (store: Store.Shape, limits: Limits): Requests => {
     list.keySet ??= toKeySet(method, list.paths)
     return list.keySet
   }
-  const append = (keys: Key.KeySet, values: ReadonlyArray<Uint8Array>): Work =>
-    Effect.as(store.append(Store.columns(keys, values)), undefined)
+  const append = (keys: Key.KeySet, values: ReadonlyArray<Uint8Array>, call?: string | undefined): Work =>
+    Effect.as(store.append(Store.columns(keys, values), call === undefined ? undefined : { id: call }), undefined)
   const handle: Requests["handle"] = (request) => {
     switch (request._tag) {
       case "Get": {
         const valid = paths("get", request.paths, request.count)
         if (valid instanceof Store.StoreError) return Effect.fail(valid)
         return Effect.flatMap(store.get(valid), (values) => checkReply(values, limits))
+      }
+      case "Size": {
+        const valid = paths("size", request.paths, request.count)
+        if (valid instanceof Store.StoreError) return Effect.fail(valid)
+        return Effect.map(store.size(valid), (sizes): Result => ({ sizes }))
       }
       case "Iset":
         return Effect.as(store.iset(request.path, request.value), undefined)
@@ -180,5 +216,5 @@ export const make = (store: Store.Shape, limits: Limits): Requests => {
         return Effect.as(store.drop, undefined)
     }
   }
-  return { paths, keySet, append, handle }
+  return { store, paths, keySet, append, handle }
 }

@@ -8,11 +8,19 @@
  * its own; the server answers each request with a reply carrying the same
  * number, in the order the requests arrived:
  *
- * - `Append { id, paths, values, more? }`, `Get { id, paths, count }`,
- *   `Iset { id, path, value }`, `Delete { id, paths, count }`, `Drop { id }`;
- * - `Done { id, values? }` (values for `Get`), or `Failed { id, error }` with
- *   the `StoreError` in its schema's encoded form, so that errors reach the
- *   client typed and intact.
+ * - `Append { id, paths, values, more?, call? }` (`call`: the append's call
+ *   id, see `Store.AppendOptions`), `Get { id, paths, count }`,
+ *   `Iset { id, path, value }`, `Delete { id, paths, count }`, `Drop { id }`,
+ *   `Size { id, paths, count }`;
+ * - `Stream { id, path, chunkBytes }` and `Keys { id }` open a *cursor* on
+ *   the connection, `Next { id, cursor }` reads its next part and
+ *   `Close { id, cursor }` closes it (see `ServerStream`): one reply per
+ *   request, so a stream moves at its reader's pace, one part per request;
+ * - `Done { id, values?, sizes?, paths?, count?, cursor?, end? }` (values
+ *   for `Get` and a stream's pieces, sizes for `Size`, NUL-joined paths and
+ *   their count for `Keys`, the cursor opened and whether it is at its end),
+ *   or `Failed { id, error }` with the `StoreError` in its schema's encoded
+ *   form, so that errors reach the client typed and intact.
  *
  * A shuffle's append carries hundreds or thousands of small chunks, so the
  * cost per chunk is what matters: the paths travel as one string, joined with
@@ -100,8 +108,15 @@ export type Request =
        * when the part without `more` arrives.
        */
       readonly more?: boolean
+      /** The append's call id (see `Store.AppendOptions`), on its last part. */
+      readonly call?: string
     }
   | { readonly _tag: "Get"; readonly id: number; readonly paths: string; readonly count: number }
+  | { readonly _tag: "Size"; readonly id: number; readonly paths: string; readonly count: number }
+  | { readonly _tag: "Stream"; readonly id: number; readonly path: string; readonly chunkBytes: number }
+  | { readonly _tag: "Keys"; readonly id: number }
+  | { readonly _tag: "Next"; readonly id: number; readonly cursor: number }
+  | { readonly _tag: "Close"; readonly id: number; readonly cursor: number }
   | { readonly _tag: "Iset"; readonly id: number; readonly path: string; readonly value: Uint8Array }
   | { readonly _tag: "Delete"; readonly id: number; readonly paths: string; readonly count: number }
   | { readonly _tag: "Drop"; readonly id: number }
@@ -114,9 +129,55 @@ export type Request =
  * @since 0.1.0
  * @category models
  */
-export type Reply =
-  | { readonly _tag: "Done"; readonly id: number; readonly values?: ReadonlyArray<Uint8Array> }
-  | { readonly _tag: "Failed"; readonly id: number; readonly error: unknown }
+export type Reply = Done | { readonly _tag: "Failed"; readonly id: number; readonly error: unknown }
+
+/**
+ * What a `Done` reply carries besides its number, each field for the
+ * requests named.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Outcome {
+  /** `Get`: the values; `Stream`, `Next` of a stream: pieces, in order. */
+  readonly values?: ReadonlyArray<Uint8Array>
+  /** `Size`: the bytes of each key. */
+  readonly sizes?: ReadonlyArray<number>
+  /** `Keys`, `Next` of keys: NUL-joined paths (see {@link joinPaths}), and their `count`. */
+  readonly paths?: string
+  readonly count?: number
+  /** `Stream`, `Keys`: the cursor opened, for `Next` and `Close`. */
+  readonly cursor?: number
+  /** `Stream`, `Keys`, `Next`: the cursor is at its end (and closed): nothing follows. */
+  readonly end?: boolean
+}
+
+/**
+ * A successful reply.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Done extends Outcome {
+  readonly _tag: "Done"
+  readonly id: number
+}
+
+/**
+ * The longest call id an append may carry, as `Store` checks it.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const maxCallIdLength = 128
+
+const isCallId = (u: unknown): u is string => typeof u === "string" && u.length >= 1 && u.length <= maxCallIdLength
+
+const isSizes = (u: unknown): u is ReadonlyArray<number> => {
+  if (!Array.isArray(u)) return false
+  for (let i = 0; i < u.length; i++) if (!isCount(u[i]) || !Number.isSafeInteger(u[i])) return false
+  return true
+}
 
 const isId = (u: unknown): u is number => typeof u === "number" && Number.isSafeInteger(u) && u >= 0
 
@@ -143,8 +204,22 @@ export const toRequest = (message: unknown): Request | { readonly id: number; re
       if (typeof m.paths !== "string" || !isChunks(m.values) || (m.more !== undefined && typeof m.more !== "boolean")) {
         return bad("needs paths and a list of byte arrays")
       }
+      if (m.call !== undefined && !isCallId(m.call))
+        return bad(`has a call id that is not 1 to ${maxCallIdLength} characters`)
+      return message as Request
+    case "Stream":
+      if (typeof m.path !== "string" || !isCount(m.chunkBytes) || m.chunkBytes < 1) {
+        return bad("needs a path and a positive chunkBytes")
+      }
+      return message as Request
+    case "Next":
+    case "Close":
+      if (!isId(m.cursor)) return bad("needs a cursor number")
+      return message as Request
+    case "Keys":
       return message as Request
     case "Get":
+    case "Size":
     case "Delete":
       if (typeof m.paths !== "string" || !isCount(m.count)) return bad("needs paths and their count")
       return message as Request
@@ -168,7 +243,15 @@ export const toRequest = (message: unknown): Request | { readonly id: number; re
 export const toReply = (message: unknown): Reply | undefined => {
   const m = message as Record<string, unknown>
   if (!isId(m.id)) return undefined
-  if (m._tag === "Done") return m.values === undefined || isChunks(m.values) ? (message as Reply) : undefined
+  if (m._tag === "Done") {
+    const wellFormed =
+      (m.values === undefined || isChunks(m.values)) &&
+      (m.sizes === undefined || isSizes(m.sizes)) &&
+      (m.paths === undefined || (typeof m.paths === "string" && isCount(m.count))) &&
+      (m.cursor === undefined || isId(m.cursor)) &&
+      (m.end === undefined || typeof m.end === "boolean")
+    return wellFormed ? (message as Reply) : undefined
+  }
   if (m._tag === "Failed") return message as Reply
   return undefined
 }
