@@ -14,7 +14,8 @@
  * The parts, each in its own module: `Layout` (a key's file: naming,
  * opening, reading, removing), `Handles` (the bounded cache of open append
  * handles), `Append` (the all-or-nothing append) with `Intent` (its record)
- * and `Calls` (the call ids it has applied), and `Lock` (exclusion between
+ * and `Calls` (the call ids it has applied), `Reader` (a key's value as a
+ * stream), `Listing` (the directory's keys) and `Lock` (exclusion between
  * processes). This module puts them together.
  *
  * Speed. Append handles stay open in a bounded cache (`maxOpenFiles`), so an
@@ -38,6 +39,16 @@
  * file that does not exist reads as empty bytes; every other failure
  * (permissions, a full disk, a directory where a file should be) fails with
  * reason `Io`, the key, and the system error as cause.
+ *
+ * Reading without `get`. `stream(key)` opens the key's file under the lock,
+ * takes its length there, and reads pieces with positional reads on libuv's
+ * threads, without the lock: the value as it stood when the stream started,
+ * in whole appends, whatever this or another process appends, deletes or
+ * replaces meanwhile (see `Reader`); memory holds a piece, not the value.
+ * `keys` walks the directory under the lock and maps file names back to keys
+ * (see `Listing`): the lock's files, leftovers and foreign files are never
+ * keys, and a key holding zero bytes is not listed. `size` is fstat(2) of
+ * each key's file, 0 for a key without one.
  *
  * Call ids. An append given an id applies nothing, and succeeds, when the
  * directory has recorded that id: the last 65,536 ids recorded by any process
