@@ -13,6 +13,7 @@ import * as nodePath from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { File } from "@partd/backend-file"
 import { Client, Server, Store, Wire } from "@partd/core"
+import * as ServerStream from "@partd/core/ServerStream"
 import { suite } from "@partd/test/StoreSuite"
 import { Context, Effect, Exit, Layer, Scope, Stream } from "effect"
 
@@ -162,6 +163,26 @@ describe("Client→Server stream", () => {
       expect(openFilesUnder(dir)).toBe(before)
       yield* server.close
     })
+  )
+
+  it.live(`a connection holds at most ${ServerStream.maxCursors} open streams; one more is a Protocol error`, () =>
+    Effect.gen(function* () {
+      const dir = nodePath.join(yield* tempBase, "store")
+      const server = yield* serve(dir)
+      const { store } = yield* openClient(server.address)
+      yield* store.append({ big: pattern(0, 10_000) })
+      const pulls = []
+      for (let i = 0; i < ServerStream.maxCursors; i++) {
+        const pull = yield* Stream.toPull(store.stream("big", { chunkBytes: 100 }))
+        yield* pull
+        pulls.push(pull)
+      }
+      const extra = yield* Stream.toPull(store.stream("big", { chunkBytes: 100 }))
+      expect(((yield* Effect.flip(extra)) as Store.StoreError).reason).toBe("Protocol")
+      // The open ones still read.
+      expect((yield* pulls[0]!)[0]!.byteLength).toBe(100)
+      yield* server.close
+    }).pipe(Effect.scoped)
   )
 
   it.live("a connection lost mid-stream fails the stream with Io, typed", () =>
