@@ -151,3 +151,55 @@ describe("Wire framing", () => {
     expect(costs).toEqual([frame.byteLength + 2 * Wire.chunkOverheadBytes])
   })
 })
+
+describe("Wire cursor, size and call id messages", () => {
+  it("well-formed requests are taken as they are", () => {
+    for (const request of [
+      { _tag: "Size", id: 1, paths: "a\u0000b", count: 2 },
+      { _tag: "Stream", id: 2, path: "a/b", chunkBytes: 1 },
+      { _tag: "Keys", id: 3 },
+      { _tag: "Next", id: 4, cursor: 0 },
+      { _tag: "Close", id: 5, cursor: 7 },
+      { _tag: "Append", id: 6, paths: "a", values: [new Uint8Array(1)], call: "x".repeat(128) }
+    ]) {
+      expect(Wire.toRequest(request)).toBe(request)
+    }
+  })
+
+  it("malformed ones are answered with a Protocol error for their request number", () => {
+    for (const request of [
+      { _tag: "Size", id: 1, paths: "a", count: -1 },
+      { _tag: "Stream", id: 2, path: "a", chunkBytes: 0 },
+      { _tag: "Stream", id: 3, path: "a", chunkBytes: 1.5 },
+      { _tag: "Next", id: 4, cursor: "0" },
+      { _tag: "Close", id: 5 },
+      { _tag: "Append", id: 6, paths: "a", values: [new Uint8Array(1)], call: "" },
+      { _tag: "Append", id: 7, paths: "a", values: [new Uint8Array(1)], call: "x".repeat(129) }
+    ]) {
+      const result = Wire.toRequest(request)
+      expect("error" in result && result.error.reason).toBe("Protocol")
+      expect(result.id).toBe(request.id)
+    }
+  })
+
+  it("a Done reply with a malformed field is not a reply", () => {
+    expect(Wire.toReply({ _tag: "Done", id: 1, sizes: [0, 3], cursor: 2, end: false })).toBeDefined()
+    expect(Wire.toReply({ _tag: "Done", id: 1, paths: "a\u0000b", count: 2, end: true })).toBeDefined()
+    for (const reply of [
+      { _tag: "Done", id: 1, sizes: [-1] },
+      { _tag: "Done", id: 1, sizes: [0.5] },
+      { _tag: "Done", id: 1, sizes: "3" },
+      { _tag: "Done", id: 1, paths: "a" },
+      { _tag: "Done", id: 1, cursor: -1 },
+      { _tag: "Done", id: 1, end: "yes" }
+    ]) {
+      expect(Wire.toReply(reply)).toBeUndefined()
+    }
+  })
+
+  it("a Done reply's fields survive the frame", () => {
+    const message = { _tag: "Done", id: 9, values: [Uint8Array.of(1, 2)], cursor: 3, end: false }
+    const [decoded] = Wire.makeParser().decode(Wire.encode(message))
+    expect(Wire.toReply(decoded)).toMatchObject({ _tag: "Done", id: 9, cursor: 3, end: false })
+  })
+})
