@@ -72,6 +72,21 @@ describe("File stream", () => {
     })
   )
 
+  it.effect("a file cut below the stream's length by someone else fails the stream with Io, after what it read", () =>
+    Effect.gen(function* () {
+      const dir = nodePath.join(yield* tempBase, "store")
+      const store = yield* open({ path: dir })
+      yield* store.append({ k: pattern(0, 10_000) })
+      const pull = yield* Stream.toPull(store.stream("k", { chunkBytes: 4000 }))
+      const [first] = yield* pull
+      expect(first!.byteLength).toBe(4000)
+      // Not something this store or Python partd does: a person or program truncating the file.
+      fs.truncateSync(nodePath.join(dir, "k"), 5000)
+      const error = yield* Effect.flip(pull)
+      expect(error).toMatchObject({ reason: "Io", method: "stream", key: "k" })
+    }).pipe(Effect.scoped)
+  )
+
   it.effect("yields the value as it stood when it started: later appends, a delete and an iset do not show", () =>
     Effect.gen(function* () {
       const store = yield* open({ dir: yield* tempBase })
