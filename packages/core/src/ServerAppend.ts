@@ -98,7 +98,9 @@ export const make = (requests: ServerRequests.Requests, maxAppendBytes: number):
   const append = (request: AppendRequest): Wire.Reply | ServerRequests.Work => {
     if (staged === undefined && request.more !== true) {
       const keys = requests.keySet("append", request.paths, request.values.length)
-      return keys instanceof Store.StoreError ? failedReply(request.id, keys) : requests.append(keys, request.values)
+      return keys instanceof Store.StoreError
+        ? failedReply(request.id, keys)
+        : requests.append(keys, request.values, request.call)
     }
     const part: Staged = staged ?? { paths: [], values: [], bytes: 0, failed: undefined }
     staged = part
@@ -110,7 +112,9 @@ export const make = (requests: ServerRequests.Requests, maxAppendBytes: number):
     if (part.failed !== undefined) return failedReply(request.id, part.failed)
     // The whole append's keys, validated once.
     const keys = ServerRequests.toKeySet("append", part.paths)
-    return keys instanceof Store.StoreError ? failedReply(request.id, keys) : requests.append(keys, part.values)
+    return keys instanceof Store.StoreError
+      ? failedReply(request.id, keys)
+      : requests.append(keys, part.values, request.call)
   }
   const interrupting = (id: number): Wire.Reply | undefined => {
     if (staged === undefined) return undefined

@@ -21,6 +21,10 @@
  * - the frame being received (at most `maxFrameBytes`), and an append sent
  *   in parts (at most `maxAppendBytes`, see `ServerAppend`).
  *
+ * Nothing is served before the connection's handshake (`ServerHandshake`)
+ * is done: a connection refused there is sent `Denied` and closed with
+ * nothing of its requests applied.
+ *
  * Input that breaks the protocol (a frame over a limit, bytes that do not
  * decode) closes this connection only; when the offending frame's request
  * number could be read, that request is first answered with a `Protocol`
@@ -30,7 +34,9 @@
  */
 import type * as Net from "node:net"
 import { Cause, Effect, Exit, type Fiber } from "effect"
+import * as Handshake from "./Handshake.ts"
 import * as ServerAppend from "./ServerAppend.ts"
+import * as ServerHandshake from "./ServerHandshake.ts"
 import * as ServerRequests from "./ServerRequests.ts"
 import * as Store from "./Store.ts"
 import * as Wire from "./Wire.ts"
@@ -71,6 +77,10 @@ export interface Shared {
   readonly run: (work: ServerRequests.Work) => Fiber.Fiber<ReadonlyArray<Uint8Array> | undefined, Store.StoreError>
   readonly limits: Limits
   readonly logDebug: (message: string, cause: unknown) => void
+  /** A new connection's handshake (see `ServerHandshake`). */
+  readonly handshake: () => ServerHandshake.Gate
+  /** Called once for each connection refused by the handshake, with why (never a secret). */
+  readonly refused: (why: string, remote: string) => void
 }
 
 /** Received requests waiting to be applied, with what each holds in memory. */
@@ -134,6 +144,14 @@ export const serve = (socket: Net.Socket, shared: Shared): void => {
   let paused = false
   let waitingForReader = false
   let closing = false
+  const gate = shared.handshake()
+  let admitted = false
+  const handshakeTimer = setTimeout(() => {
+    if (!admitted) hangUp("a connection did not finish its handshake in time", undefined)
+  }, ServerHandshake.handshakeTimeoutMillis)
+  handshakeTimer.unref()
+  socket.once("close", () => clearTimeout(handshakeTimer))
+  socket.write(gate.hello)
   const onRead = () => {
     waitingForReader = false
     pump()
@@ -227,6 +245,32 @@ export const serve = (socket: Net.Socket, shared: Shared): void => {
     }
   }
 
+  /** Tells the client why it is refused and closes the connection; nothing of it was applied. */
+  const deny = (error: Store.StoreError): void => {
+    closing = true
+    shared.refused(error.description ?? error.message, `${socket.remoteAddress ?? "a local peer"}`)
+    socket.pause()
+    socket.end(Handshake.denied(error))
+    setTimeout(() => socket.destroy(), lingerMillis).unref()
+  }
+
+  /** Runs the handshake over the first messages; the index of the first request, or -1 when refused. */
+  const admit = (messages: ReadonlyArray<unknown>): number => {
+    let i = 0
+    while (!admitted && i < messages.length) {
+      const step = gate.admit(messages[i++])
+      if (step === "ready") {
+        admitted = true
+        clearTimeout(handshakeTimer)
+      } else if (step !== "more") {
+        if ("denied" in step) deny(step.denied)
+        else hangUp(step.broken, undefined)
+        return -1
+      }
+    }
+    return i
+  }
+
   socket.on("data", (chunk: Uint8Array) => {
     if (closing) return
     const costs: Array<number> = []
@@ -237,7 +281,9 @@ export const serve = (socket: Net.Socket, shared: Shared): void => {
       refuse(error)
       return
     }
-    for (let i = 0; i < messages.length; i++) queue.push(messages[i], costs[i]! + messageOverheadBytes)
+    const first = admitted ? 0 : admit(messages)
+    if (first === -1) return
+    for (let i = first; i < messages.length; i++) queue.push(messages[i], costs[i]! + messageOverheadBytes)
     if (!paused && queue.bytes >= limits.maxQueuedBytes) {
       paused = true
       socket.pause()

@@ -102,8 +102,8 @@ export interface Requests {
   readonly paths: (method: string, joined: string, count: number) => ReadonlyArray<string> | Store.StoreError
   /** A joined key list, validated into a key set (remembered with the list). */
   readonly keySet: (method: string, joined: string, count: number) => Key.KeySet | Store.StoreError
-  /** Appends `values[i]` to the i-th key of `keys`, through the store. */
-  readonly append: (keys: Key.KeySet, values: ReadonlyArray<Uint8Array>) => Work
+  /** Appends `values[i]` to the i-th key of `keys`, through the store, as the call `call` when given. */
+  readonly append: (keys: Key.KeySet, values: ReadonlyArray<Uint8Array>, call?: string | undefined) => Work
   /** Every request but an append (see `ServerAppend`, which puts appends sent in parts together). */
   readonly handle: (request: Exclude<Wire.Request, { readonly _tag: "Append" }>) => Work
 }
@@ -161,8 +161,8 @@ export const make = (store: Store.Shape, limits: Limits): Requests => {
     list.keySet ??= toKeySet(method, list.paths)
     return list.keySet
   }
-  const append = (keys: Key.KeySet, values: ReadonlyArray<Uint8Array>): Work =>
-    Effect.as(store.append(Store.columns(keys, values)), undefined)
+  const append = (keys: Key.KeySet, values: ReadonlyArray<Uint8Array>, call?: string): Work =>
+    Effect.as(store.append(Store.columns(keys, values), call === undefined ? undefined : { id: call }), undefined)
   const handle: Requests["handle"] = (request) => {
     switch (request._tag) {
       case "Get": {

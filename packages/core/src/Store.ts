@@ -46,7 +46,15 @@ import * as Key from "./Key.ts"
  * @since 0.1.0
  * @category errors
  */
-export const StoreErrorReason = Schema.Literals(["BadKey", "BadValue", "Io", "Closed", "Protocol", "Unavailable", "Denied"])
+export const StoreErrorReason = Schema.Literals([
+  "BadKey",
+  "BadValue",
+  "Io",
+  "Closed",
+  "Protocol",
+  "Unavailable",
+  "Denied"
+])
 
 /**
  * @since 0.1.0

@@ -8,7 +8,7 @@
  * its own; the server answers each request with a reply carrying the same
  * number, in the order the requests arrived:
  *
- * - `Append { id, paths, values, more? }`, `Get { id, paths, count }`,
+ * - `Append { id, paths, values, more?, call? }`, `Get { id, paths, count }`,
  *   `Iset { id, path, value }`, `Delete { id, paths, count }`, `Drop { id }`;
  * - `Done { id, values? }` (values for `Get`), or `Failed { id, error }` with
  *   the `StoreError` in its schema's encoded form, so that errors reach the
@@ -100,6 +100,13 @@ export type Request =
        * when the part without `more` arrives.
        */
       readonly more?: boolean
+      /**
+       * The call's id (`Store.AppendOptions.id`), on every part: the server
+       * hands it to the store, which applies a call with an id it has seen
+       * no more, so that a client may send a call again after a lost
+       * connection.
+       */
+      readonly call?: string
     }
   | { readonly _tag: "Get"; readonly id: number; readonly paths: string; readonly count: number }
   | { readonly _tag: "Iset"; readonly id: number; readonly path: string; readonly value: Uint8Array }
@@ -143,6 +150,7 @@ export const toRequest = (message: unknown): Request | { readonly id: number; re
       if (typeof m.paths !== "string" || !isChunks(m.values) || (m.more !== undefined && typeof m.more !== "boolean")) {
         return bad("needs paths and a list of byte arrays")
       }
+      if (m.call !== undefined && typeof m.call !== "string") return bad("has a call id that is not a string")
       return message as Request
     case "Get":
     case "Delete":
