@@ -33,7 +33,7 @@
  */
 import * as Fs from "node:fs"
 import { Buffer, Dict, Server, Store, Wire } from "@partd/core"
-import { Cause, Config, Console, Context, Effect, type Exit, Layer, Option, Redacted } from "effect"
+import { Cause, Console, Context, Effect, Config as EffectConfig, type Exit, Layer, Option, Redacted } from "effect"
 import { Command, Flag } from "effect/cli"
 import * as File from "./File.ts"
 
@@ -104,7 +104,7 @@ export const readToken = (
     const token =
       fromFile ??
       Option.getOrUndefined(
-        yield* Config.option(Config.Redacted("PARTD_TOKEN")).pipe(
+        yield* EffectConfig.option(EffectConfig.Redacted("PARTD_TOKEN")).pipe(
           Effect.mapError(() => badFlag("PARTD_TOKEN: not a token"))
         )
       )
