@@ -1,0 +1,250 @@
+/**
+ * Client → a `partd-server` process on a File store, killed with SIGKILL and
+ * restarted mid-shuffle, twice (issue 20's bars through Client/Server):
+ * every call succeeds or fails typed after `requestTimeout`; every
+ * acknowledged call's chunks are in the store exactly once; no chunk of a
+ * failed call is there twice; each call landed whole or not at all. The
+ * client sends each call again with the same id after its connection is
+ * lost, and the File store, which records ids durably in the step that
+ * commits an append, applies a repeat no more.
+ *
+ * A kill rarely lands between an append's commit and its reply, so the
+ * repeat of an applied call is also forced, with a proxy between client and
+ * server that swallows replies: the call is applied, its reply lost, and
+ * the client's resend (or the caller's, with the id its error names, after
+ * the deadline) is not applied again.
+ */
+import * as fs from "node:fs"
+import * as net from "node:net"
+import * as os from "node:os"
+import * as nodePath from "node:path"
+import { describe, expect, it } from "@effect/vitest"
+import { File } from "@partd/backend-file"
+import { Client, Server, Store } from "@partd/core"
+import * as Child from "@partd/test/Child"
+import { Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
+
+const serverMain = nodePath.resolve(import.meta.dirname, "../../packages/backend-file/src/partd-server.ts")
+
+const keys = Array.from({ length: 16 }, (_, k) => `part-${k}`)
+const recordBytes = 64
+
+/** Call `c` of worker `w`'s record for key `k`: who, which call, which key, then filler. */
+const record = (w: number, c: number, k: number): Uint8Array => {
+  const out = new Uint8Array(recordBytes)
+  const view = new DataView(out.buffer)
+  view.setUint16(0, w)
+  view.setUint32(2, c)
+  view.setUint16(6, k)
+  out.fill((w * 7 + c + k) & 0xff, 8)
+  return out
+}
+
+/**
+ * A Unix socket proxy to `target`. While `swallow` is on, a reply from the
+ * server (anything after its greeting) is dropped and the connection closed,
+ * as a network that fails after the server applied a call.
+ */
+const proxy = (path: string, target: string) =>
+  Effect.acquireRelease(
+    Effect.callback<{ swallow: boolean; swallowed: number; readonly server: net.Server }>((resume) => {
+      const state = { swallow: false, swallowed: 0, server: undefined as unknown as net.Server }
+      state.server = net.createServer((downstream) => {
+        const upstream = net.createConnection({ path: target })
+        let greeted = false
+        downstream.on("error", () => upstream.destroy())
+        upstream.on("error", () => downstream.destroy())
+        downstream.on("close", () => upstream.destroy())
+        upstream.on("close", () => downstream.destroy())
+        downstream.on("data", (chunk: Uint8Array) => upstream.write(chunk))
+        upstream.on("data", (chunk: Uint8Array) => {
+          if (greeted && state.swallow) {
+            state.swallowed++
+            upstream.destroy()
+            downstream.destroy()
+            return
+          }
+          greeted = true
+          downstream.write(chunk)
+        })
+      })
+      state.server.listen(path, () => resume(Effect.succeed(state)))
+    }),
+    (state) => Effect.sync(() => state.server.close())
+  )
+
+describe("Client → partd-server killed and restarted mid-shuffle", () => {
+  it.live(
+    "every acknowledged call exactly once, no failed call's chunks twice, each call whole or not at all",
+    () =>
+      Effect.gen(function* () {
+        const base = fs.mkdtempSync(nodePath.join(os.tmpdir(), "partd-restart-"))
+        yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(base, { recursive: true, force: true })))
+        const socket = nodePath.join(base, "s.sock")
+        const dir = nodePath.join(base, "d")
+        const args = [serverMain, "--listen", `unix:${socket}`, "--dir", dir, "--store", "file"]
+        let server = yield* Child.start(args, /listening on/)
+        const address = `unix:${socket}`
+
+        const scope = yield* Scope.make()
+        const client = yield* Client.make({ address, requestTimeout: "20 seconds" }).pipe(Scope.provide(scope))
+        const workers = 4
+        const calls = 150
+        const acked: Array<Set<number>> = Array.from({ length: workers }, () => new Set())
+        const failed: Array<Map<number, Store.StoreError>> = Array.from({ length: workers }, () => new Map())
+        let done = 0
+        const shuffle = Effect.forEach(
+          Array.from({ length: workers }, (_, w) => w),
+          (w) =>
+            Effect.gen(function* () {
+              for (let c = 0; c < calls; c++) {
+                const exit = yield* Effect.exit(client.append(keys.map((key, k) => [key, record(w, c, k)] as const)))
+                if (Exit.isSuccess(exit)) acked[w]!.add(c)
+                else {
+                  const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
+                  expect(reason?._tag === "Fail" && reason.error).toBeInstanceOf(Store.StoreError)
+                  if (reason?._tag === "Fail") failed[w]!.set(c, reason.error)
+                }
+                done++
+              }
+            }),
+          { concurrency: "unbounded", discard: true }
+        )
+        const running = yield* Effect.forkChild(shuffle)
+        const killed: Array<number> = []
+        for (const at of [100, 350]) {
+          while (done < at) yield* Effect.sleep(5)
+          server.child.kill("SIGKILL")
+          expect(yield* Child.exitOf(server.child)).toBe("SIGKILL")
+          killed.push(done)
+          yield* Effect.sleep(300)
+          server = yield* Child.start(args, /listening on/)
+        }
+        yield* Fiber.join(running)
+        yield* Scope.close(scope, Exit.void)
+
+        // Read back in this process, from the directory itself.
+        const store = yield* Layer.build(File.layer({ path: dir })).pipe(Effect.map(Context.get(Store.Store)))
+        const values = yield* store.get(keys)
+        const seen = new Map<string, number>()
+        values.forEach((value, k) => {
+          expect(value.byteLength % recordBytes).toBe(0)
+          for (let o = 0; o < value.byteLength; o += recordBytes) {
+            const piece = value.subarray(o, o + recordBytes)
+            const view = new DataView(piece.buffer, piece.byteOffset, recordBytes)
+            const w = view.getUint16(0)
+            const c = view.getUint32(2)
+            expect(view.getUint16(6)).toBe(k)
+            expect(globalThis.Buffer.from(piece).equals(record(w, c, k))).toBe(true)
+            const id = `${w}/${c}/${k}`
+            seen.set(id, (seen.get(id) ?? 0) + 1)
+          }
+        })
+        const failures = failed.flatMap((m) => [...m.values()].map(String))
+        for (let w = 0; w < workers; w++) {
+          for (let c = 0; c < calls; c++) {
+            const counts = keys.map((_, k) => seen.get(`${w}/${c}/${k}`) ?? 0)
+            if (acked[w]!.has(c)) expect(counts, `acknowledged call ${w}/${c}`).toEqual(keys.map(() => 1))
+            else {
+              // A failed call: at most once, and whole or not at all.
+              expect(Math.max(...counts), `failed call ${w}/${c}`).toBeLessThanOrEqual(1)
+              expect(new Set(counts).size, `failed call ${w}/${c}`).toBe(1)
+            }
+          }
+        }
+        expect(killed).toHaveLength(2)
+        // Within the deadline the restarts are invisible to the caller: every call succeeded.
+        expect(failures, failures.join("\n")).toEqual([])
+        expect(acked.reduce((n, s) => n + s.size, 0)).toBe(workers * calls)
+      }),
+    90_000
+  )
+
+  it.live("an append sent again with the caller's id, through a server, is applied once", () =>
+    Effect.gen(function* () {
+      const base = fs.mkdtempSync(nodePath.join(os.tmpdir(), "partd-id-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(base, { recursive: true, force: true })))
+      const context = yield* Layer.build(
+        Server.layer({ address: { path: nodePath.join(base, "s.sock") } }).pipe(
+          Layer.provide(File.layer({ path: nodePath.join(base, "d") }))
+        )
+      )
+      const scope = yield* Scope.make()
+      const client = yield* Client.make({ address: Context.get(context, Server.Server).address }).pipe(
+        Scope.provide(scope)
+      )
+      const chunk = new TextEncoder().encode("once;")
+      yield* client.append({ k: chunk }, { id: "map-task-7-attempt-1" })
+      yield* client.append({ k: chunk }, { id: "map-task-7-attempt-1" })
+      yield* client.append({ k: chunk }, { id: "map-task-7-attempt-2" })
+      expect(new TextDecoder().decode((yield* client.get(["k"]))[0])).toBe("once;once;")
+      yield* Scope.close(scope, Exit.void)
+    })
+  )
+
+  it.live("a call applied whose reply is lost is sent again with its id and not applied twice", () =>
+    Effect.gen(function* () {
+      const base = fs.mkdtempSync(nodePath.join(os.tmpdir(), "partd-lost-reply-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(base, { recursive: true, force: true })))
+      const serverPath = nodePath.join(base, "s.sock")
+      yield* Layer.build(
+        Server.layer({ address: { path: serverPath } }).pipe(
+          Layer.provide(File.layer({ path: nodePath.join(base, "d") }))
+        )
+      )
+      const relay = yield* proxy(nodePath.join(base, "p.sock"), serverPath)
+      const scope = yield* Scope.make()
+      const client = yield* Client.make({ address: nodePath.join(base, "p.sock"), requestTimeout: "5 seconds" }).pipe(
+        Scope.provide(scope)
+      )
+      const chunk = (s: string) => new TextEncoder().encode(s)
+      yield* client.append({ k: chunk("a;") })
+      // The next reply is lost after the server applied the call: the client sends it again, with its id.
+      relay.swallow = true
+      const resent = yield* Effect.forkChild(client.append({ k: chunk("b;"), other: chunk("b;") }))
+      while (relay.swallowed === 0) yield* Effect.sleep(2)
+      relay.swallow = false
+      yield* Fiber.join(resent)
+      expect(relay.swallowed).toBe(1)
+      const [k, other] = yield* client.get(["k", "other"])
+      expect(new TextDecoder().decode(k)).toBe("a;b;")
+      expect(new TextDecoder().decode(other)).toBe("b;")
+      yield* Scope.close(scope, Exit.void)
+    })
+  )
+
+  it.live(
+    "a call whose every reply is lost ends with Io naming its id; sending it again with that id applies it once",
+    () =>
+      Effect.gen(function* () {
+        const base = fs.mkdtempSync(nodePath.join(os.tmpdir(), "partd-deadline-"))
+        yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(base, { recursive: true, force: true })))
+        const serverPath = nodePath.join(base, "s.sock")
+        yield* Layer.build(
+          Server.layer({ address: { path: serverPath } }).pipe(
+            Layer.provide(File.layer({ path: nodePath.join(base, "d") }))
+          )
+        )
+        const relay = yield* proxy(nodePath.join(base, "p.sock"), serverPath)
+        const scope = yield* Scope.make()
+        const client = yield* Client.make({ address: nodePath.join(base, "p.sock"), requestTimeout: "1 second" }).pipe(
+          Scope.provide(scope)
+        )
+        const chunk = new TextEncoder().encode("c;")
+        yield* client.get(["k"])
+        // Every reply lost: each try is applied or not, never answered, until the deadline.
+        relay.swallow = true
+        const exit = yield* Effect.exit(client.append({ k: chunk }))
+        relay.swallow = false
+        const reason = Exit.isFailure(exit) ? exit.cause.reasons.find((r) => r._tag === "Fail") : undefined
+        const error = reason?._tag === "Fail" ? reason.error : undefined
+        expect(error?.reason).toBe("Io")
+        const id = /append again with \{ id: "([^"]+)" \}/.exec(error?.message ?? "")?.[1]
+        expect(id, error?.message).toBeDefined()
+        expect(relay.swallowed).toBeGreaterThanOrEqual(2)
+        yield* client.append({ k: chunk }, { id: id! })
+        expect(new TextDecoder().decode((yield* client.get(["k"]))[0])).toBe("c;")
+        yield* Scope.close(scope, Exit.void)
+      })
+  )
+})
