@@ -331,8 +331,9 @@ const connect = (
   socket.on("error", (e) => {
     error = e
   })
-  // The client speaks first (see `Handshake`), then waits for the server's greeting.
-  socket.once(dial.tls === undefined ? "connect" : "secureConnect", () => socket.write(Handshake.clientHello()))
+  // The client speaks first (see `Handshake`), then waits for the server's greeting. Written at once, the socket
+  // sends it as soon as it can, before anything written later (the proof, the requests), whatever event comes first.
+  socket.write(Handshake.clientHello())
   socket.on("drain", () => flush(connection))
   socket.on("close", () => {
     // Lost once greeted: the server went away (a restart), worth trying again; before, only if nothing listened.

@@ -6,14 +6,17 @@
  * As on the Python side, where partd's Server runs in a thread of the
  * benchmark's process, the barred row runs the server in the benchmark's
  * process, over a Unix socket. The second row runs it as a separate
- * `partd-server` process, as a deployment would, for information.
+ * `partd-server` process, as a deployment would, for information. The TCP
+ * rows measure what crossing machines costs: plain TCP on 127.0.0.1, then
+ * TLS with a token (issue 19: within 1.5× of plain TCP).
  */
 import { spawn } from "node:child_process"
 import * as nodePath from "node:path"
 import { fileURLToPath } from "node:url"
 import { File } from "@partd/backend-file"
 import { Buffer, Client, Dict, Server, Store } from "@partd/core"
-import { Effect, Layer } from "effect"
+import * as Certificates from "@partd/test/Certificates"
+import { Effect, Layer, Redacted } from "effect"
 import type { BenchCase } from "./model.ts"
 
 // partd.Buffer's default available_memory, so that both sides do the same work.
@@ -75,6 +78,24 @@ const serverProcess = (dir: string) =>
     (server) => server.stop
   )
 
+/** A Client of an in-process Server over Buffer(Dict, File) on TCP 127.0.0.1, plain or TLS with a token. */
+const overTcp = (dir: string, secured: boolean) => {
+  const certs = secured ? Certificates.make() : undefined
+  const token = Redacted.make("bench-token")
+  const served = Server.layer({
+    address: { host: "127.0.0.1", port: 0 },
+    ...(certs === undefined ? {} : { auth: { token }, tls: { key: certs.serverKey, cert: certs.serverCert } })
+  }).pipe(Layer.provide(Buffer.layer({ fast: Dict.layer, slow: File.layer({ dir }), availableMemory })))
+  return Layer.unwrap(
+    Effect.map(Server.Server, (server) =>
+      Client.layer({
+        address: server.address,
+        ...(certs === undefined ? {} : { token, tls: { ca: certs.ca } })
+      })
+    )
+  ).pipe(Layer.provide(served))
+}
+
 export const serverCases: ReadonlyArray<BenchCase> = [
   {
     name: "Client→Server(Buffer(Dict, File))",
@@ -95,6 +116,18 @@ export const serverCases: ReadonlyArray<BenchCase> = [
   {
     name: "Client→partd-server process",
     layer: (dir) => Layer.unwrap(Effect.map(serverProcess(dir), (server) => Client.layer({ address: server.address }))),
+    python,
+    workloads: ["W1", "W2"]
+  },
+  {
+    name: "Client→Server(Buffer(Dict, File)) over TCP",
+    layer: (dir) => overTcp(dir, false),
+    python,
+    workloads: ["W1", "W2"]
+  },
+  {
+    name: "Client→Server(Buffer(Dict, File)) over TLS with a token",
+    layer: (dir) => overTcp(dir, true),
     python,
     workloads: ["W1", "W2"]
   }
