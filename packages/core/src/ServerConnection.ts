@@ -150,7 +150,13 @@ export const serve = (socket: Net.Socket, shared: Shared): void => {
     if (!admitted) hangUp("a connection did not finish its handshake in time", undefined)
   }, ServerHandshake.handshakeTimeoutMillis)
   handshakeTimer.unref()
-  socket.once("close", () => clearTimeout(handshakeTimer))
+  socket.once("close", () => {
+    clearTimeout(handshakeTimer)
+    // A client challenged for a token that leaves without an answer (one that has none) is refused too.
+    if (!closing && gate.challenged()) {
+      shared.refused("the client left without proving the token", socket.remoteAddress ?? "a local peer")
+    }
+  })
   socket.write(gate.hello)
   const onRead = () => {
     waitingForReader = false

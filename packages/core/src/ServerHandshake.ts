@@ -46,6 +46,8 @@ export interface Gate {
   readonly hello: Uint8Array
   /** Takes the connection's next message while the handshake is not done. */
   readonly admit: (message: unknown) => Step
+  /** Whether the connection greeted and was challenged, and has not proven the token yet. */
+  readonly challenged: () => boolean
 }
 
 /**
@@ -74,5 +76,15 @@ export const make = (token: Redacted.Redacted<string> | undefined): Gate => {
       ? "ready"
       : { denied: Handshake.deniedError("the client's token is not this server's token") }
   }
-  return { hello: Handshake.serverHello(nonce), admit }
+  let proven = false
+  const step = (message: unknown): Step => {
+    const result = admit(message)
+    if (result === "ready") proven = true
+    return result
+  }
+  return {
+    hello: Handshake.serverHello(nonce),
+    admit: step,
+    challenged: () => nonce !== undefined && greeted && !proven
+  }
 }
