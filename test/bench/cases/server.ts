@@ -7,8 +7,8 @@
  * benchmark's process, the barred row runs the server in the benchmark's
  * process, over a Unix socket. The second row runs it as a separate
  * `partd-server` process, as a deployment would, for information. The TCP
- * rows measure what crossing machines costs: plain TCP on 127.0.0.1, then
- * TLS with a token (issue 19: within 1.5× of plain TCP).
+ * rows measure what crossing machines costs, with that process on TCP
+ * 127.0.0.1: plain, then TLS with a token (issue 19: within 1.5× of plain).
  */
 import { spawn } from "node:child_process"
 import * as nodePath from "node:path"
@@ -27,11 +27,18 @@ const serverMain = nodePath.resolve(
   "../../../packages/backend-file/src/partd-server.ts"
 )
 
-/** A `partd-server` child process at `dir`; SIGTERM when the scope closes. */
-const serverProcess = (dir: string) =>
+/**
+ * A `partd-server` child process at `dir` (on a Unix socket unless `listen`
+ * and `args` say otherwise); SIGTERM when the scope closes.
+ */
+const serverProcess = (
+  dir: string,
+  listen = `unix:${nodePath.join(dir, "server.sock")}`,
+  args: ReadonlyArray<string> = [],
+  env: Record<string, string> = {}
+) =>
   Effect.acquireRelease(
     Effect.callback<{ readonly address: string; readonly stop: Effect.Effect<void> }, Store.StoreError>((resume) => {
-      const socket = nodePath.join(dir, "server.sock")
       const child = spawn(
         process.execPath,
         [
@@ -39,13 +46,14 @@ const serverProcess = (dir: string) =>
           "--conditions=@partd/source",
           serverMain,
           "--listen",
-          `unix:${socket}`,
+          listen,
           "--dir",
           nodePath.join(dir, "data"),
           "--memory",
-          String(availableMemory)
+          String(availableMemory),
+          ...args
         ],
-        { stdio: ["ignore", "pipe", "inherit"] }
+        { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...env } }
       )
       let out = ""
       child.stdout.on("data", (d: Uint8Array) => {
@@ -78,22 +86,28 @@ const serverProcess = (dir: string) =>
     (server) => server.stop
   )
 
-/** A Client of an in-process Server over Buffer(Dict, File) on TCP 127.0.0.1, plain or TLS with a token. */
+/**
+ * A Client of a `partd-server` process on TCP 127.0.0.1, plain or TLS with a
+ * token: as across machines, the client's and the server's TLS work run in
+ * two processes, not on one event loop.
+ */
 const overTcp = (dir: string, secured: boolean) => {
   const certs = secured ? Certificates.make() : undefined
-  const token = Redacted.make("bench-token")
-  const served = Server.layer({
-    address: { host: "127.0.0.1", port: 0 },
-    ...(certs === undefined ? {} : { auth: { token }, tls: { key: certs.serverKey, cert: certs.serverCert } })
-  }).pipe(Layer.provide(Buffer.layer({ fast: Dict.layer, slow: File.layer({ dir }), availableMemory })))
+  const secret = "bench-token"
+  const server =
+    certs === undefined
+      ? serverProcess(dir, "127.0.0.1:0")
+      : serverProcess(dir, "127.0.0.1:0", ["--tls-cert", certs.files.serverCert, "--tls-key", certs.files.serverKey], {
+          PARTD_TOKEN: secret
+        })
   return Layer.unwrap(
-    Effect.map(Server.Server, (server) =>
+    Effect.map(server, (server) =>
       Client.layer({
         address: server.address,
-        ...(certs === undefined ? {} : { token, tls: { ca: certs.ca } })
+        ...(certs === undefined ? {} : { token: Redacted.make(secret), tls: { ca: certs.ca } })
       })
     )
-  ).pipe(Layer.provide(served))
+  )
 }
 
 export const serverCases: ReadonlyArray<BenchCase> = [
@@ -120,13 +134,13 @@ export const serverCases: ReadonlyArray<BenchCase> = [
     workloads: ["W1", "W2"]
   },
   {
-    name: "Client→Server(Buffer(Dict, File)) over TCP",
+    name: "Client→partd-server process over TCP",
     layer: (dir) => overTcp(dir, false),
     python,
     workloads: ["W1", "W2"]
   },
   {
-    name: "Client→Server(Buffer(Dict, File)) over TLS with a token",
+    name: "Client→partd-server process over TLS with a token",
     layer: (dir) => overTcp(dir, true),
     python,
     workloads: ["W1", "W2"]
