@@ -20,7 +20,7 @@ import * as os from "node:os"
 import * as nodePath from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { File } from "@partd/backend-file"
-import { Client, Server, Store } from "@partd/core"
+import { Client, Pipelined, Server, Store } from "@partd/core"
 import * as Child from "@partd/test/Child"
 import { Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
 
@@ -47,10 +47,33 @@ const record = (w: number, c: number, k: number): Uint8Array => {
  */
 const proxy = (path: string, target: string) =>
   Effect.acquireRelease(
-    Effect.callback<{ swallow: boolean; swallowed: number; readonly server: net.Server }>((resume) => {
-      const state = { swallow: false, swallowed: 0, server: undefined as unknown as net.Server }
+    Effect.callback<{
+      swallow: boolean
+      swallowed: number
+      server: net.Server
+      readonly cut: () => void
+      readonly outage: (ms: number) => void
+    }>((resume) => {
+      const open = new Set<net.Socket>()
+      const state = {
+        swallow: false,
+        swallowed: 0,
+        server: undefined as unknown as net.Server,
+        // Every connection lost at once, whatever it was carrying.
+        cut: () => {
+          for (const socket of open) socket.destroy()
+        },
+        // Every connection lost, and nothing listening for `ms` (a server restarting).
+        outage: (ms: number) => {
+          state.cut()
+          state.server.close()
+          setTimeout(() => state.server.listen(path), ms)
+        }
+      }
       state.server = net.createServer((downstream) => {
         const upstream = net.createConnection({ path: target })
+        open.add(downstream)
+        downstream.on("close", () => open.delete(downstream))
         let greeted = false
         downstream.on("error", () => upstream.destroy())
         upstream.on("error", () => downstream.destroy())
@@ -246,5 +269,38 @@ describe("Client → partd-server killed and restarted mid-shuffle", () => {
         expect(new TextDecoder().decode((yield* client.get(["k"]))[0])).toBe("c;")
         yield* Scope.close(scope, Exit.void)
       })
+  )
+
+  it.live("Pipelined over a Client: calls resent after lost connections land once each, in their order", () =>
+    Effect.gen(function* () {
+      const base = fs.mkdtempSync(nodePath.join(os.tmpdir(), "partd-order-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(base, { recursive: true, force: true })))
+      const serverPath = nodePath.join(base, "s.sock")
+      yield* Layer.build(
+        Server.layer({ address: { path: serverPath } }).pipe(
+          Layer.provide(File.layer({ path: nodePath.join(base, "d") }))
+        )
+      )
+      const relay = yield* proxy(nodePath.join(base, "p.sock"), serverPath)
+      const scope = yield* Scope.make()
+      const client = yield* Client.make({ address: nodePath.join(base, "p.sock") }).pipe(Scope.provide(scope))
+      const store = yield* Pipelined.make(client, { maxPending: 1000 }).pipe(Scope.provide(scope))
+      const calls = 600
+      for (let i = 0; i < calls; i++) {
+        const chunk = new Uint8Array(256)
+        new DataView(chunk.buffer).setUint32(0, i)
+        yield* store.append({ ordered: chunk })
+        // Lost connections with calls on them (some applied and unanswered, some not yet read), then nobody
+        // listening for a while, during which new calls keep coming.
+        if (i % 150 === 75) relay.outage(150)
+        if (i % 10 === 0) yield* Effect.sleep(2)
+      }
+      const [value] = yield* store.get(["ordered"])
+      const order: Array<number> = []
+      for (let o = 0; o < value!.byteLength; o += 256)
+        order.push(new DataView(value!.buffer, value!.byteOffset + o).getUint32(0))
+      expect(order).toEqual(Array.from({ length: calls }, (_, i) => i))
+      yield* Scope.close(scope, Exit.void)
+    })
   )
 })

@@ -49,7 +49,7 @@
 import * as Crypto from "node:crypto"
 import * as Net from "node:net"
 import * as Tls from "node:tls"
-import { Config, Duration, Effect, Layer, Option, type Redacted, type Scope } from "effect"
+import { Config, Deferred, Duration, Effect, Layer, Option, type Redacted, type Scope } from "effect"
 import * as BufferPool from "./BufferPool.ts"
 import * as Handshake from "./Handshake.ts"
 import type * as Key from "./Key.ts"
@@ -416,6 +416,7 @@ export const make = (options: Options): Effect.Effect<Store.Shape, Store.StoreEr
         closing = true
         current?.socket.destroy()
         current = undefined
+        if (barrier !== undefined) Deferred.doneUnsafe(barrier, Effect.void)
       })
     )
     const lost = (connection: Connection, ending: Ending) => {
@@ -442,6 +443,26 @@ export const make = (options: Options): Effect.Effect<Store.Shape, Store.StoreEr
     }
 
     /**
+     * While the calls of a lost connection wait to be sent again, every call
+     * waits behind them: they are let go together, in the order they wait
+     * (the order they were sent, then new calls), so that a caller that did
+     * not wait between its calls (`Pipelined`) sees them land in its order.
+     */
+    let barrier: Deferred.Deferred<void> | undefined
+    const holdBack = (pause: number): Deferred.Deferred<void> => {
+      if (barrier !== undefined) return barrier
+      const held = Deferred.makeUnsafe<void>()
+      barrier = held
+      setTimeout(() => {
+        if (barrier === held) barrier = undefined
+        Deferred.doneUnsafe(held, Effect.void)
+      }, pause)
+      return held
+    }
+    const closedError = (method: string) =>
+      new Store.StoreError({ reason: "Closed", method, description: "the client was closed" })
+
+    /**
      * Sends a call's requests and waits for their replies; on a lost
      * connection, sends them again on a new one until the deadline (a call
      * that must not be applied twice and has no id, `once`, only if it was
@@ -457,24 +478,25 @@ export const make = (options: Options): Effect.Effect<Store.Shape, Store.StoreEr
         let sent = false
         let lostSent = 0
         const attempt = (n: number): Effect.Effect<ReadonlyArray<Uint8Array> | undefined, Store.StoreError> =>
-          Effect.catch(
-            exchangeOn(connection(), method, messages, deadline - Date.now(), timeoutMillis, address),
-            (error) => {
-              if (error.reason === "Io") {
-                sent = true
-                lostSent++
-              }
-              const left = deadline - Date.now()
-              if (!retriable.has(error) || left <= 0 || (once && sent) || lostSent > maxResends) {
-                return Effect.fail(lastError(error, sent, messages))
-              }
-              const pause = Math.min(backoffMillis(n), left)
-              return Effect.flatMap(Effect.sleep(pause), () =>
-                deadline - Date.now() > 0 ? attempt(n + 1) : Effect.fail(lastError(error, sent, messages))
+          closing
+            ? Effect.fail(closedError(method))
+            : Effect.catch(
+                exchangeOn(connection(), method, messages, deadline - Date.now(), timeoutMillis, address),
+                (error) => {
+                  if (error.reason === "Io") {
+                    sent = true
+                    lostSent++
+                  }
+                  const left = deadline - Date.now()
+                  if (!retriable.has(error) || left <= 0 || (once && sent) || lostSent > maxResends) {
+                    return Effect.fail(lastError(error, sent, messages))
+                  }
+                  return Effect.flatMap(Deferred.await(holdBack(Math.min(backoffMillis(n), left))), () =>
+                    deadline - Date.now() > 0 ? attempt(n + 1) : Effect.fail(lastError(error, sent, messages))
+                  )
+                }
               )
-            }
-          )
-        return attempt(0)
+        return barrier === undefined ? attempt(0) : Effect.flatMap(Deferred.await(barrier), () => attempt(0))
       })
 
     /** Sends one request and waits for its reply. */
