@@ -217,10 +217,26 @@ describe("safe defaults", () => {
         captured.length = 0
         yield* startServer({ address: { host: "0.0.0.0", port: 0 }, insecure: true })
         expect(captured.join("\n")).toContain("without authentication (insecure)")
+        // Mutual TLS authenticates clients too.
+        yield* startServer({ address: { host: "0.0.0.0", port: 0 }, tls: { ...serverTls, ca: certs.ca } })
         // Loopback needs nothing.
         yield* startServer({ address: { host: "127.0.0.1", port: 0 } })
       })
     )
+  )
+
+  it.live("Server.layerConfig takes its token from PARTD_TOKEN: a non-loopback address starts, and asks for it", () =>
+    Effect.gen(function* () {
+      const context = yield* Layer.build(
+        Server.layerConfig({ address: { host: "0.0.0.0", port: 0 } }).pipe(Layer.provide(Layer.fresh(Dict.layer)))
+      ).pipe(Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromUnknown({ PARTD_TOKEN: secret })))
+      const { port } = Context.get(context, Server.Server).address as { port: number }
+      const good = yield* openClient({ address: { host: "127.0.0.1", port }, token })
+      const bad = yield* openClient({ address: { host: "127.0.0.1", port } })
+      yield* good.store.append({ k: bytes("v") })
+      expect(failureOf(yield* Effect.exit(bad.store.get(["k"])))?.reason).toBe("Denied")
+      yield* Effect.all([good.close, bad.close])
+    })
   )
 
   it.live("partd-server refuses 0.0.0.0 without a token in one line, and exits non-zero", () =>

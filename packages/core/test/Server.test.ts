@@ -192,6 +192,33 @@ const withGoodClients = <A, E>(address: Server.Address, attack: Effect.Effect<A,
   })
 
 describe("Server safety", () => {
+  it.live("a connection that sends a request before greeting is closed, and nothing it sent is applied", () =>
+    Effect.gen(function* () {
+      const address = yield* startServer({ path: socketPath() })
+      const outcome = yield* Effect.promise(
+        () =>
+          new Promise<"closed" | "open">((resolve) => {
+            const socket = net.createConnection(connectOptions(address))
+            const timer = setTimeout(() => {
+              socket.destroy()
+              resolve("open")
+            }, 3000)
+            socket.on("error", () => {})
+            socket.on("data", () => {})
+            socket.on("close", () => {
+              clearTimeout(timer)
+              resolve("closed")
+            })
+            socket.write(Wire.encode({ _tag: "Append", id: 0, paths: "ungreeted", values: [bytes("x")] }))
+          })
+      )
+      expect(outcome).toBe("closed")
+      const { store, close } = yield* openClient(address)
+      expect((yield* store.get(["ungreeted"]))[0]!.byteLength).toBe(0)
+      yield* close
+    })
+  )
+
   it.live("a TCP server binds loopback by default", () =>
     Effect.gen(function* () {
       const address = yield* startServer({ port: 0 })
