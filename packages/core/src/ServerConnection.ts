@@ -130,6 +130,59 @@ const answerAndClose = (socket: Net.Socket, id: number, why: string): void => {
 }
 
 /**
+ * A connection's handshake: greets it at once, then takes its first
+ * messages until it is admitted; refuses it (`Denied`, counted) or hangs up
+ * on it (not this protocol, or too slow) otherwise.
+ */
+const admission = (
+  socket: Net.Socket,
+  shared: Shared,
+  connection: { readonly hangUp: (why: string) => void; readonly closing: () => boolean; readonly close: () => void }
+) => {
+  const gate = shared.handshake()
+  const remote = () => socket.remoteAddress ?? "a local peer"
+  let admitted = false
+  const timer = setTimeout(() => {
+    if (!admitted) connection.hangUp("a connection did not finish its handshake in time")
+  }, ServerHandshake.handshakeTimeoutMillis)
+  timer.unref()
+  socket.once("close", () => {
+    clearTimeout(timer)
+    // A client challenged for a token that leaves without an answer (one that has none) is refused too.
+    if (!connection.closing() && gate.challenged())
+      shared.refused("the client left without proving the token", remote())
+  })
+  socket.write(gate.hello)
+
+  /** Tells the client why it is refused and closes the connection; nothing of it was applied. */
+  const deny = (error: Store.StoreError): void => {
+    connection.close()
+    shared.refused(error.description ?? error.message, remote())
+    socket.pause()
+    socket.end(Handshake.denied(error))
+    setTimeout(() => socket.destroy(), lingerMillis).unref()
+  }
+
+  /** Runs the handshake over the first messages; the index of the first request, or -1 when refused. */
+  const admit = (messages: ReadonlyArray<unknown>): number => {
+    let i = 0
+    while (!admitted && i < messages.length) {
+      const step = gate.admit(messages[i++])
+      if (step === "ready") {
+        admitted = true
+        clearTimeout(timer)
+      } else if (step !== "more") {
+        if ("denied" in step) deny(step.denied)
+        else connection.hangUp(step.broken)
+        return -1
+      }
+    }
+    return i
+  }
+  return { admit, admitted: () => admitted }
+}
+
+/**
  * Serves one connection until it closes.
  *
  * @since 0.1.0
@@ -144,20 +197,6 @@ export const serve = (socket: Net.Socket, shared: Shared): void => {
   let paused = false
   let waitingForReader = false
   let closing = false
-  const gate = shared.handshake()
-  let admitted = false
-  const handshakeTimer = setTimeout(() => {
-    if (!admitted) hangUp("a connection did not finish its handshake in time", undefined)
-  }, ServerHandshake.handshakeTimeoutMillis)
-  handshakeTimer.unref()
-  socket.once("close", () => {
-    clearTimeout(handshakeTimer)
-    // A client challenged for a token that leaves without an answer (one that has none) is refused too.
-    if (!closing && gate.challenged()) {
-      shared.refused("the client left without proving the token", socket.remoteAddress ?? "a local peer")
-    }
-  })
-  socket.write(gate.hello)
   const onRead = () => {
     waitingForReader = false
     pump()
@@ -251,31 +290,13 @@ export const serve = (socket: Net.Socket, shared: Shared): void => {
     }
   }
 
-  /** Tells the client why it is refused and closes the connection; nothing of it was applied. */
-  const deny = (error: Store.StoreError): void => {
-    closing = true
-    shared.refused(error.description ?? error.message, `${socket.remoteAddress ?? "a local peer"}`)
-    socket.pause()
-    socket.end(Handshake.denied(error))
-    setTimeout(() => socket.destroy(), lingerMillis).unref()
-  }
-
-  /** Runs the handshake over the first messages; the index of the first request, or -1 when refused. */
-  const admit = (messages: ReadonlyArray<unknown>): number => {
-    let i = 0
-    while (!admitted && i < messages.length) {
-      const step = gate.admit(messages[i++])
-      if (step === "ready") {
-        admitted = true
-        clearTimeout(handshakeTimer)
-      } else if (step !== "more") {
-        if ("denied" in step) deny(step.denied)
-        else hangUp(step.broken, undefined)
-        return -1
-      }
+  const door = admission(socket, shared, {
+    hangUp: (why) => hangUp(why, undefined),
+    closing: () => closing,
+    close: () => {
+      closing = true
     }
-    return i
-  }
+  })
 
   socket.on("data", (chunk: Uint8Array) => {
     if (closing) return
@@ -287,7 +308,7 @@ export const serve = (socket: Net.Socket, shared: Shared): void => {
       refuse(error)
       return
     }
-    const first = admitted ? 0 : admit(messages)
+    const first = door.admitted() ? 0 : door.admit(messages)
     if (first === -1) return
     for (let i = first; i < messages.length; i++) queue.push(messages[i], costs[i]! + messageOverheadBytes)
     if (!paused && queue.bytes >= limits.maxQueuedBytes) {
