@@ -385,6 +385,93 @@ const dialOf = (address: Server.Address, options: Options): Dial => {
  */
 const maxResends = 3
 
+/** Why a connection ended, for its calls' errors: lost once greeted, or never opened. */
+const describeEnd = (address: Server.Address, error: Error | undefined, greeted: boolean): string =>
+  greeted
+    ? `the connection to ${Server.showAddress(address)} was lost: ${error?.message ?? "closed by the server"}`
+    : `could not open a connection to ${Server.showAddress(address)}: ${
+        error === undefined
+          ? "the server closed it before greeting (a TLS server needs the Client's tls option; or it is not a partd server)"
+          : (error as NodeJS.ErrnoException).code === "ERR_SSL_WRONG_VERSION_NUMBER"
+            ? "the server does not speak TLS (drop the Client's tls option; or it is not a partd server)"
+            : error.message
+      }`
+
+/**
+ * A client's exchanges: a call's requests sent and their replies awaited,
+ * sent again on a new connection after a lost one until the deadline.
+ * `release` lets go the calls waiting to be sent again (when the client
+ * closes).
+ */
+const makeExchange = (config: {
+  readonly timeoutMillis: number
+  readonly address: Server.Address
+  readonly connection: () => Connection
+  readonly closing: () => boolean
+}) => {
+  const { timeoutMillis, address, connection, closing } = config
+  /**
+   * While the calls of a lost connection wait to be sent again, every call
+   * waits behind them: they are let go together, in the order they wait
+   * (the order they were sent, then new calls), so that a caller that did
+   * not wait between its calls (`Pipelined`) sees them land in its order.
+   */
+  let barrier: Deferred.Deferred<void> | undefined
+  const holdBack = (pause: number): Deferred.Deferred<void> => {
+    if (barrier !== undefined) return barrier
+    const held = Deferred.makeUnsafe<void>()
+    barrier = held
+    setTimeout(() => {
+      if (barrier === held) barrier = undefined
+      Deferred.doneUnsafe(held, Effect.void)
+    }, pause)
+    return held
+  }
+  const closedError = (method: string) =>
+    new Store.StoreError({ reason: "Closed", method, description: "the client was closed" })
+
+  /**
+   * Sends a call's requests and waits for their replies; on a lost
+   * connection, sends them again on a new one until the deadline (a call
+   * that must not be applied twice and has no id, `once`, only if it was
+   * never sent).
+   */
+  const exchange = (
+    method: string,
+    messages: ReadonlyArray<Record<string, unknown>>,
+    once = false
+  ): Effect.Effect<ReadonlyArray<Uint8Array> | undefined, Store.StoreError> =>
+    Effect.suspend(() => {
+      const deadline = Date.now() + timeoutMillis
+      let sent = false
+      let lostSent = 0
+      const attempt = (n: number): Effect.Effect<ReadonlyArray<Uint8Array> | undefined, Store.StoreError> =>
+        closing()
+          ? Effect.fail(closedError(method))
+          : Effect.catch(
+              exchangeOn(connection(), method, messages, deadline - Date.now(), timeoutMillis, address),
+              (error) => {
+                if (error.reason === "Io") {
+                  sent = true
+                  lostSent++
+                }
+                const left = deadline - Date.now()
+                if (!retriable.has(error) || left <= 0 || (once && sent) || lostSent > maxResends) {
+                  return Effect.fail(lastError(error, sent, messages))
+                }
+                return Effect.flatMap(Deferred.await(holdBack(Math.min(backoffMillis(n), left))), () =>
+                  deadline - Date.now() > 0 ? attempt(n + 1) : Effect.fail(lastError(error, sent, messages))
+                )
+              }
+            )
+      return barrier === undefined ? attempt(0) : Effect.flatMap(Deferred.await(barrier), () => attempt(0))
+    })
+  const release = () => {
+    if (barrier !== undefined) Deferred.doneUnsafe(barrier, Effect.void)
+  }
+  return { exchange, release }
+}
+
 /** The pause before the n-th retry of a call: 25 ms, doubling, at most 500 ms. */
 const backoffMillis = (n: number): number => Math.min(500, 25 * 2 ** n)
 
@@ -416,7 +503,7 @@ export const make = (options: Options): Effect.Effect<Store.Shape, Store.StoreEr
         closing = true
         current?.socket.destroy()
         current = undefined
-        if (barrier !== undefined) Deferred.doneUnsafe(barrier, Effect.void)
+        release()
       })
     )
     const lost = (connection: Connection, ending: Ending) => {
@@ -424,17 +511,7 @@ export const make = (options: Options): Effect.Effect<Store.Shape, Store.StoreEr
       failWaiting(connection, ending.why, ending.retry && !closing, ending.denied)
     }
     const describeClose = (error: Error | undefined, greeted: boolean) =>
-      closing
-        ? "the client was closed"
-        : greeted
-          ? `the connection to ${Server.showAddress(address)} was lost: ${error?.message ?? "closed by the server"}`
-          : `could not open a connection to ${Server.showAddress(address)}: ${
-              error === undefined
-                ? "the server closed it before greeting (a TLS server needs the Client's tls option; or it is not a partd server)"
-                : (error as NodeJS.ErrnoException).code === "ERR_SSL_WRONG_VERSION_NUMBER"
-                  ? "the server does not speak TLS (drop the Client's tls option; or it is not a partd server)"
-                  : error.message
-            }`
+      closing ? "the client was closed" : describeEnd(address, error, greeted)
     const connection = (): Connection => {
       if (current === undefined || current.socket.destroyed) {
         current = connect(dial, { maxFrameBytes, maxChunksPerFrame: maxChunks }, lost, describeClose)
@@ -442,62 +519,7 @@ export const make = (options: Options): Effect.Effect<Store.Shape, Store.StoreEr
       return current
     }
 
-    /**
-     * While the calls of a lost connection wait to be sent again, every call
-     * waits behind them: they are let go together, in the order they wait
-     * (the order they were sent, then new calls), so that a caller that did
-     * not wait between its calls (`Pipelined`) sees them land in its order.
-     */
-    let barrier: Deferred.Deferred<void> | undefined
-    const holdBack = (pause: number): Deferred.Deferred<void> => {
-      if (barrier !== undefined) return barrier
-      const held = Deferred.makeUnsafe<void>()
-      barrier = held
-      setTimeout(() => {
-        if (barrier === held) barrier = undefined
-        Deferred.doneUnsafe(held, Effect.void)
-      }, pause)
-      return held
-    }
-    const closedError = (method: string) =>
-      new Store.StoreError({ reason: "Closed", method, description: "the client was closed" })
-
-    /**
-     * Sends a call's requests and waits for their replies; on a lost
-     * connection, sends them again on a new one until the deadline (a call
-     * that must not be applied twice and has no id, `once`, only if it was
-     * never sent).
-     */
-    const exchange = (
-      method: string,
-      messages: ReadonlyArray<Record<string, unknown>>,
-      once = false
-    ): Effect.Effect<ReadonlyArray<Uint8Array> | undefined, Store.StoreError> =>
-      Effect.suspend(() => {
-        const deadline = Date.now() + timeoutMillis
-        let sent = false
-        let lostSent = 0
-        const attempt = (n: number): Effect.Effect<ReadonlyArray<Uint8Array> | undefined, Store.StoreError> =>
-          closing
-            ? Effect.fail(closedError(method))
-            : Effect.catch(
-                exchangeOn(connection(), method, messages, deadline - Date.now(), timeoutMillis, address),
-                (error) => {
-                  if (error.reason === "Io") {
-                    sent = true
-                    lostSent++
-                  }
-                  const left = deadline - Date.now()
-                  if (!retriable.has(error) || left <= 0 || (once && sent) || lostSent > maxResends) {
-                    return Effect.fail(lastError(error, sent, messages))
-                  }
-                  return Effect.flatMap(Deferred.await(holdBack(Math.min(backoffMillis(n), left))), () =>
-                    deadline - Date.now() > 0 ? attempt(n + 1) : Effect.fail(lastError(error, sent, messages))
-                  )
-                }
-              )
-        return barrier === undefined ? attempt(0) : Effect.flatMap(Deferred.await(barrier), () => attempt(0))
-      })
+    const { exchange, release } = makeExchange({ timeoutMillis, address, connection, closing: () => closing })
 
     /** Sends one request and waits for its reply. */
     const request = (method: string, message: Record<string, unknown>, once = false) =>
