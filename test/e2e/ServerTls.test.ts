@@ -156,6 +156,41 @@ describe("authentication", () => {
   )
 })
 
+describe("before the proof", () => {
+  it.live("a connection that sends a large frame instead of its proof is closed at once, holding little", () =>
+    Effect.gen(function* () {
+      const server = yield* startServer({ auth: { token } })
+      const address = server.address as { host: string; port: number }
+      const started = Date.now()
+      const received = yield* Effect.promise(async () => {
+        const net = await import("node:net")
+        const Handshake = await import("@partd/core/Handshake")
+        return new Promise<number>((resolve) => {
+          const socket = net.createConnection({ host: address.host, port: address.port })
+          let bytes = 0
+          socket.on("data", (chunk: Uint8Array) => {
+            bytes += chunk.byteLength
+          })
+          socket.on("error", () => {})
+          socket.on("close", () => resolve(bytes))
+          socket.write(Handshake.clientHello())
+          // A frame that claims 100 MiB (under the frame limit), and its first MiB.
+          const header = new Uint8Array(4)
+          new DataView(header.buffer).setUint32(0, 100 * 1024 * 1024, true)
+          socket.write(header)
+          for (let i = 0; i < 16; i++) socket.write(new Uint8Array(64 * 1024))
+        })
+      })
+      // Closed long before the handshake timeout, and nothing but the greeting was sent back.
+      expect(Date.now() - started).toBeLessThan(5000)
+      expect(received).toBeLessThan(200)
+      const { store, close } = yield* openClient({ address: server.address, token })
+      yield* store.append({ k: bytes("ok") })
+      yield* close
+    })
+  )
+})
+
 describe("TLS", () => {
   it.live("a plain client against a TLS server, and a TLS client against a plain one, fail at once, typed", () =>
     Effect.gen(function* () {

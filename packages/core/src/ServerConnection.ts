@@ -50,6 +50,17 @@ import * as Wire from "./Wire.ts"
  */
 export const messageOverheadBytes = 512
 
+/**
+ * The most bytes a connection may send before it is admitted (its greeting
+ * and proof take about a hundred): past them, while not admitted, it is
+ * closed, so that one who cannot prove the token cannot make the server
+ * hold a large frame either.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const maxUnadmittedBytes = 64 * 1024
+
 /** How long a connection closed for bad input may take to read the error it was sent. */
 const lingerMillis = 2000
 
@@ -142,6 +153,7 @@ const admission = (
   const gate = shared.handshake()
   const remote = () => socket.remoteAddress ?? "a local peer"
   let admitted = false
+  let received = 0
   const timer = setTimeout(() => {
     if (!admitted) connection.hangUp("a connection did not finish its handshake in time")
   }, ServerHandshake.handshakeTimeoutMillis)
@@ -163,8 +175,12 @@ const admission = (
     setTimeout(() => socket.destroy(), lingerMillis).unref()
   }
 
-  /** Runs the handshake over the first messages; the index of the first request, or -1 when refused. */
-  const admit = (messages: ReadonlyArray<unknown>): number => {
+  /**
+   * Runs the handshake over the first messages (decoded from `bytes` more
+   * bytes); the index of the first request, or -1 when refused.
+   */
+  const admit = (messages: ReadonlyArray<unknown>, bytes: number): number => {
+    received += bytes
     let i = 0
     while (!admitted && i < messages.length) {
       const step = gate.admit(messages[i++])
@@ -176,6 +192,10 @@ const admission = (
         else connection.hangUp(step.broken)
         return -1
       }
+    }
+    if (!admitted && received > maxUnadmittedBytes) {
+      connection.hangUp(`a connection sent ${received} bytes without finishing its handshake`)
+      return -1
     }
     return i
   }
@@ -308,7 +328,7 @@ export const serve = (socket: Net.Socket, shared: Shared): void => {
       refuse(error)
       return
     }
-    const first = door.admitted() ? 0 : door.admit(messages)
+    const first = door.admitted() ? 0 : door.admit(messages, chunk.byteLength)
     if (first === -1) return
     for (let i = first; i < messages.length; i++) queue.push(messages[i], costs[i]! + messageOverheadBytes)
     if (!paused && queue.bytes >= limits.maxQueuedBytes) {
