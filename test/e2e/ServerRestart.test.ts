@@ -59,6 +59,7 @@ const proxy = (path: string, target: string) =>
       readonly outage: (ms: number) => void
     }>((resume) => {
       const open = new Set<net.Socket>()
+      let down = false
       const state = {
         swallow: false,
         swallowed: 0,
@@ -67,34 +68,43 @@ const proxy = (path: string, target: string) =>
         cut: () => {
           for (const socket of open) socket.destroy()
         },
-        // Every connection lost, and nothing listening for `ms` (a server restarting).
+        // Every connection lost, and nothing listening for `ms` (a server restarting); once at a time.
         outage: (ms: number) => {
+          if (down) return
+          down = true
           state.cut()
           state.server.close()
-          setTimeout(() => state.server.listen(path), ms)
+          setTimeout(() => {
+            state.server = relay()
+            state.server.listen(path, () => {
+              down = false
+            })
+          }, ms)
         }
       }
-      state.server = net.createServer((downstream) => {
-        const upstream = net.createConnection({ path: target })
-        open.add(downstream)
-        downstream.on("close", () => open.delete(downstream))
-        let greeted = false
-        downstream.on("error", () => upstream.destroy())
-        upstream.on("error", () => downstream.destroy())
-        downstream.on("close", () => upstream.destroy())
-        upstream.on("close", () => downstream.destroy())
-        downstream.on("data", (chunk: Uint8Array) => upstream.write(chunk))
-        upstream.on("data", (chunk: Uint8Array) => {
-          if (greeted && state.swallow) {
-            state.swallowed++
-            upstream.destroy()
-            downstream.destroy()
-            return
-          }
-          greeted = true
-          downstream.write(chunk)
+      const relay = () =>
+        net.createServer((downstream) => {
+          const upstream = net.createConnection({ path: target })
+          open.add(downstream)
+          downstream.on("close", () => open.delete(downstream))
+          let greeted = false
+          downstream.on("error", () => upstream.destroy())
+          upstream.on("error", () => downstream.destroy())
+          downstream.on("close", () => upstream.destroy())
+          upstream.on("close", () => downstream.destroy())
+          downstream.on("data", (chunk: Uint8Array) => upstream.write(chunk))
+          upstream.on("data", (chunk: Uint8Array) => {
+            if (greeted && state.swallow) {
+              state.swallowed++
+              upstream.destroy()
+              downstream.destroy()
+              return
+            }
+            greeted = true
+            downstream.write(chunk)
+          })
         })
-      })
+      state.server = relay()
       state.server.listen(path, () => resume(Effect.succeed(state)))
     }),
     (state) => Effect.sync(() => state.server.close())
