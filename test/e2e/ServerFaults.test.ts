@@ -22,6 +22,7 @@ import * as nodePath from "node:path"
 import { fileURLToPath } from "node:url"
 import { describe, expect, it } from "@effect/vitest"
 import { Client, type Server, type Store, Wire } from "@partd/core"
+import * as Handshake from "@partd/core/Handshake"
 import * as Child from "@partd/test/Child"
 import { Effect, Exit, Fiber, Schedule, Scope } from "effect"
 
@@ -103,12 +104,15 @@ const rawExchange = (path: string, frames: ReadonlyArray<Uint8Array>, waitMs: nu
         }, waitMs)
         socket.on("error", () => {})
         socket.on("data", (chunk: Uint8Array) => {
-          for (const message of parser.decode(chunk)) replies.push(Wire.toReply(message)!)
+          for (const message of parser.decode(chunk)) {
+            if ((message as { _tag?: unknown })._tag !== "Hello") replies.push(Wire.toReply(message)!)
+          }
         })
         socket.on("close", () => {
           clearTimeout(timer)
           resolve({ replies, closed: true })
         })
+        socket.write(Handshake.clientHello())
         for (const frame of frames) socket.write(frame)
       })
   )
@@ -264,6 +268,7 @@ const hostile = (path: string, kind: number, next: () => number, ms: number) =>
         })
         if (read) socket.on("data", () => {})
         else socket.pause()
+        socket.write(Handshake.clientHello())
         for (const frame of frames) socket.write(frame)
       })
   )

@@ -13,6 +13,7 @@ import * as nodePath from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { File } from "@partd/backend-file"
 import { Client, Server, Store, Wire } from "@partd/core"
+import * as Handshake from "@partd/core/Handshake"
 import * as ServerStream from "@partd/core/ServerStream"
 import { suite } from "@partd/test/StoreSuite"
 import { Context, Effect, Exit, Layer, Scope, Stream } from "effect"
@@ -267,13 +268,18 @@ const rawExchange = (address: Server.Address, messages: ReadonlyArray<object>, c
     const parser = Wire.makeParser()
     const replies: Array<Wire.Reply> = []
     socket.on("data", (chunk: Uint8Array) => {
-      for (const message of parser.decode(chunk)) replies.push(Wire.toReply(message)!)
+      for (const message of parser.decode(chunk)) {
+        // The server's greeting comes first (see Handshake).
+        const reply = Wire.toReply(message)
+        if (reply !== undefined) replies.push(reply)
+      }
       if (replies.length >= count) {
         socket.destroy()
         resume(Effect.succeed(replies))
       }
     })
     socket.on("error", (error) => resume(Effect.fail(error)))
+    socket.write(Handshake.clientHello())
     for (const message of messages) socket.write(Wire.encode(message))
     return Effect.sync(() => socket.destroy())
   })

@@ -17,6 +17,16 @@
  * crash the server nor starve the others. A client that breaks the protocol
  * loses its own connection, nobody else's.
  *
+ * Across machines, a server lets in only its own workers: with `auth: {
+ * token }` a connection proves it holds the token before anything it sends
+ * is served (see `Handshake`: a challenge–response, the token never
+ * travels), and is otherwise refused with `Denied` and closed; with `tls`
+ * the frames travel over TLS, and with `tls.ca` clients must present a
+ * certificate signed by it (mutual TLS). A TCP address that is not loopback
+ * is refused at startup unless the server authenticates its clients (a
+ * token, or mutual TLS), or `insecure: true` says to serve it anyway (with
+ * a warning in the log).
+ *
  * Closing the Layer's scope stops accepting connections, closes the open
  * ones, interrupts the requests still running and removes the Unix socket
  * file; the served store's own Layer (built outside) is released after that.
@@ -24,8 +34,10 @@
  * @since 0.1.0
  */
 import type * as Net from "node:net"
-import { Context, Effect, FiberSet, Layer, type Scope } from "effect"
+import type * as Tls from "node:tls"
+import { Config, Context, Effect, FiberSet, Layer, Option, type Redacted, type Scope } from "effect"
 import * as ServerConnection from "./ServerConnection.ts"
+import * as ServerHandshake from "./ServerHandshake.ts"
 import * as ServerListen from "./ServerListen.ts"
 import * as ServerRequests from "./ServerRequests.ts"
 import * as Store from "./Store.ts"
@@ -84,6 +96,8 @@ export const defaultMaxFrameBytes = Wire.defaultMaxFrameBytes
 export interface Info {
   /** Where it listens; for TCP port 0, the port the system chose. */
   readonly address: Address
+  /** How many connections the handshake has refused so far (a wrong or missing token). */
+  readonly refusedConnections: () => number
 }
 
 /**
@@ -101,6 +115,19 @@ export class Server extends Context.Service<Server, Info>()("@partd/core/Server"
 export interface Options {
   /** Where to listen. TCP port 0 picks a free port (see the `Server` service). */
   readonly address: Address
+  /**
+   * Serve only connections that prove they hold `token` (see `Handshake`);
+   * the others are refused with `Denied`. Needed on a TCP address that is
+   * not loopback, unless `tls.ca` or `insecure` is given.
+   */
+  readonly auth?: { readonly token: Redacted.Redacted<string> } | undefined
+  /** Speak TLS (see {@link TlsOptions}). */
+  readonly tls?: TlsOptions | undefined
+  /**
+   * Serve a TCP address that is not loopback without authenticating clients:
+   * anyone who reaches it can read, write and drop the store. Logs a warning.
+   */
+  readonly insecure?: boolean | undefined
   /** The largest frame accepted or sent, in bytes (default {@link defaultMaxFrameBytes}). */
   readonly maxFrameBytes?: number | undefined
   /**
@@ -129,6 +156,24 @@ export interface Options {
    * {@link defaultMaxUnreadBytes}).
    */
   readonly maxUnreadBytes?: number | undefined
+}
+
+/**
+ * A server's TLS material, in PEM.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TlsOptions {
+  /** The server's private key. */
+  readonly key: string | Uint8Array
+  /** The server's certificate (chain). */
+  readonly cert: string | Uint8Array
+  /**
+   * Mutual TLS: clients must present a certificate signed by this CA, or
+   * their connection is refused during the TLS handshake.
+   */
+  readonly ca?: string | Uint8Array | undefined
 }
 
 /**
@@ -172,6 +217,43 @@ const boundAddress = (asked: Address, server: Net.Server): Address => {
     : { host: bound.address, port: bound.port }
 }
 
+/** PEM text or bytes as Node's TLS options take them. */
+const pem = (material: string | Uint8Array): string | globalThis.Buffer =>
+  typeof material === "string"
+    ? material
+    : globalThis.Buffer.from(material.buffer, material.byteOffset, material.byteLength)
+
+/** Node's TLS server options for ours: with a CA, client certificates are required and checked. */
+const tlsServerOptions = (tls: TlsOptions | undefined): Tls.TlsOptions | undefined =>
+  tls === undefined
+    ? undefined
+    : tls.ca === undefined
+      ? { key: pem(tls.key), cert: pem(tls.cert) }
+      : { key: pem(tls.key), cert: pem(tls.cert), ca: pem(tls.ca), requestCert: true, rejectUnauthorized: true }
+
+/**
+ * Refuses a TCP address that is not loopback when the server would let in
+ * anyone, unless told `insecure`; then warns.
+ */
+const checkExposure = (options: Options): Effect.Effect<void, Store.StoreError> => {
+  if (ServerListen.isLocal(options.address) || options.auth !== undefined || options.tls?.ca !== undefined) {
+    return Effect.void
+  }
+  const where = showAddress(options.address)
+  if (options.insecure === true) {
+    return Effect.logWarning(
+      `partd Server: serving ${where} without authentication (insecure): anyone who can reach it can read, write and drop the store`
+    )
+  }
+  return Effect.fail(
+    new Store.StoreError({
+      reason: "BadValue",
+      method: "Server.layer",
+      description: `refusing to serve ${where} without authentication: give a token (auth: { token }, or partd-server --token-file / PARTD_TOKEN), or insecure: true (--insecure) to let anyone in`
+    })
+  )
+}
+
 /**
  * Serves `store` on `options.address` until the scope closes.
  *
@@ -180,7 +262,10 @@ const boundAddress = (asked: Address, server: Net.Server): Address => {
  */
 export const make = (store: Store.Shape, options: Options): Effect.Effect<Info, Store.StoreError, Scope.Scope> =>
   Effect.gen(function* () {
+    yield* checkExposure(options)
     const limits = limitsOf(options)
+    const token = options.auth?.token
+    let refusedConnections = 0
     // Made before listening, so closed after the connections: running requests are interrupted last.
     const run = yield* FiberSet.makeRuntime<never, ServerRequests.Result, Store.StoreError>()
     const shared: ServerConnection.Shared = {
@@ -189,10 +274,19 @@ export const make = (store: Store.Shape, options: Options): Effect.Effect<Info, 
       limits,
       logDebug: (message, cause) => {
         run(Effect.as(Effect.logDebug(`partd Server: ${message}`, cause), undefined))
+      },
+      handshake: () => ServerHandshake.make(token),
+      refused: (why, remote) => {
+        refusedConnections++
+        run(Effect.as(Effect.logWarning(`partd Server: refused a connection from ${remote}: ${why}`), undefined))
       }
     }
-    const server = yield* ServerListen.listen(options.address, (socket) => ServerConnection.serve(socket, shared))
-    return Server.of({ address: boundAddress(options.address, server) })
+    const server = yield* ServerListen.listen(
+      options.address,
+      (socket) => ServerConnection.serve(socket, shared),
+      tlsServerOptions(options.tls)
+    )
+    return Server.of({ address: boundAddress(options.address, server), refusedConnections: () => refusedConnections })
   })
 
 /**
@@ -213,5 +307,27 @@ export const layer = (options: Options): Layer.Layer<Server, Store.StoreError, S
     Server,
     Effect.gen(function* () {
       return yield* make(yield* Store.Store, options)
+    })
+  )
+
+/**
+ * {@link layer}, with the token read from `Config` (by default the
+ * `PARTD_TOKEN` environment variable) when `options.auth` is not given: a
+ * server with the variable set lets in only clients with the same token.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  options: Options,
+  token: Config.Config<Redacted.Redacted<string>> = Config.Redacted("PARTD_TOKEN")
+): Layer.Layer<Server, Store.StoreError | Config.ConfigError, Store.Store> =>
+  Layer.effect(
+    Server,
+    Effect.gen(function* () {
+      const store = yield* Store.Store
+      if (options.auth !== undefined) return yield* make(store, options)
+      const configured = yield* Config.option(token)
+      return yield* make(store, Option.isSome(configured) ? { ...options, auth: { token: configured.value } } : options)
     })
   )

@@ -21,6 +21,10 @@
  * - the frame being received (at most `maxFrameBytes`), and an append sent
  *   in parts (at most `maxAppendBytes`, see `ServerAppend`).
  *
+ * Nothing is served before the connection's handshake (`ServerHandshake`)
+ * is done: a connection refused there is sent `Denied` and closed with
+ * nothing of its requests applied.
+ *
  * Input that breaks the protocol (a frame over a limit, bytes that do not
  * decode) closes this connection only; when the offending frame's request
  * number could be read, that request is first answered with a `Protocol`
@@ -30,7 +34,9 @@
  */
 import type * as Net from "node:net"
 import { Cause, Effect, Exit, type Fiber } from "effect"
+import * as Handshake from "./Handshake.ts"
 import * as ServerAppend from "./ServerAppend.ts"
+import * as ServerHandshake from "./ServerHandshake.ts"
 import * as ServerRequests from "./ServerRequests.ts"
 import * as ServerStream from "./ServerStream.ts"
 import * as Store from "./Store.ts"
@@ -44,6 +50,17 @@ import * as Wire from "./Wire.ts"
  * @category constants
  */
 export const messageOverheadBytes = 512
+
+/**
+ * The most bytes a connection may send before it is admitted (its greeting
+ * and proof take about a hundred): past them, while not admitted, it is
+ * closed, so that one who cannot prove the token cannot make the server
+ * hold a large frame either.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const maxUnadmittedBytes = 64 * 1024
 
 /** How long a connection closed for bad input may take to read the error it was sent. */
 const lingerMillis = 2000
@@ -72,6 +89,10 @@ export interface Shared {
   readonly run: (work: ServerRequests.Work) => Fiber.Fiber<ServerRequests.Result, Store.StoreError>
   readonly limits: Limits
   readonly logDebug: (message: string, cause: unknown) => void
+  /** A new connection's handshake (see `ServerHandshake`). */
+  readonly handshake: () => ServerHandshake.Gate
+  /** Called once for each connection refused by the handshake, with why (never a secret). */
+  readonly refused: (why: string, remote: string) => void
 }
 
 /** Received requests waiting to be applied, with what each holds in memory. */
@@ -118,6 +139,68 @@ const answerAndClose = (socket: Net.Socket, id: number, why: string): void => {
   })
   socket.end(Wire.encode({ _tag: "Failed", id, error: Wire.encodeError(error) }))
   setTimeout(() => socket.destroy(), lingerMillis).unref()
+}
+
+/**
+ * A connection's handshake: greets it at once, then takes its first
+ * messages until it is admitted; refuses it (`Denied`, counted) or hangs up
+ * on it (not this protocol, or too slow) otherwise.
+ */
+const admission = (
+  socket: Net.Socket,
+  shared: Shared,
+  connection: { readonly hangUp: (why: string) => void; readonly closing: () => boolean; readonly close: () => void }
+) => {
+  const gate = shared.handshake()
+  const remote = () => socket.remoteAddress ?? "a local peer"
+  let admitted = false
+  let received = 0
+  const timer = setTimeout(() => {
+    if (!admitted) connection.hangUp("a connection did not finish its handshake in time")
+  }, ServerHandshake.handshakeTimeoutMillis)
+  timer.unref()
+  socket.once("close", () => {
+    clearTimeout(timer)
+    // A client challenged for a token that leaves without an answer (one that has none) is refused too.
+    if (!connection.closing() && gate.challenged())
+      shared.refused("the client left without proving the token", remote())
+  })
+  socket.write(gate.hello)
+
+  /** Tells the client why it is refused and closes the connection; nothing of it was applied. */
+  const deny = (error: Store.StoreError): void => {
+    connection.close()
+    shared.refused(error.description ?? error.message, remote())
+    socket.pause()
+    socket.end(Handshake.denied(error))
+    setTimeout(() => socket.destroy(), lingerMillis).unref()
+  }
+
+  /**
+   * Runs the handshake over the first messages (decoded from `bytes` more
+   * bytes); the index of the first request, or -1 when refused.
+   */
+  const admit = (messages: ReadonlyArray<unknown>, bytes: number): number => {
+    received += bytes
+    let i = 0
+    while (!admitted && i < messages.length) {
+      const step = gate.admit(messages[i++])
+      if (step === "ready") {
+        admitted = true
+        clearTimeout(timer)
+      } else if (step !== "more") {
+        if ("denied" in step) deny(step.denied)
+        else connection.hangUp(step.broken)
+        return -1
+      }
+    }
+    if (!admitted && received > maxUnadmittedBytes) {
+      connection.hangUp(`a connection sent ${received} bytes without finishing its handshake`)
+      return -1
+    }
+    return i
+  }
+  return { admit, admitted: () => admitted }
 }
 
 /**
@@ -240,6 +323,14 @@ export const serve = (socket: Net.Socket, shared: Shared): void => {
     }
   }
 
+  const door = admission(socket, shared, {
+    hangUp: (why) => hangUp(why, undefined),
+    closing: () => closing,
+    close: () => {
+      closing = true
+    }
+  })
+
   socket.on("data", (chunk: Uint8Array) => {
     if (closing) return
     const costs: Array<number> = []
@@ -250,7 +341,9 @@ export const serve = (socket: Net.Socket, shared: Shared): void => {
       refuse(error)
       return
     }
-    for (let i = 0; i < messages.length; i++) queue.push(messages[i], costs[i]! + messageOverheadBytes)
+    const first = door.admitted() ? 0 : door.admit(messages, chunk.byteLength)
+    if (first === -1) return
+    for (let i = first; i < messages.length; i++) queue.push(messages[i], costs[i]! + messageOverheadBytes)
     if (!paused && queue.bytes >= limits.maxQueuedBytes) {
       paused = true
       socket.pause()

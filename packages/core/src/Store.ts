@@ -50,11 +50,20 @@ import * as Key from "./Key.ts"
  * - `Closed`: the store's scope has closed.
  * - `Protocol`: a peer sent something that breaks the protocol.
  * - `Unavailable`: the backend could not be reached in time.
+ * - `Denied`: the backend refused the caller (a server's token did not match, or none was given).
  *
  * @since 0.1.0
  * @category errors
  */
-export const StoreErrorReason = Schema.Literals(["BadKey", "BadValue", "Io", "Closed", "Protocol", "Unavailable"])
+export const StoreErrorReason = Schema.Literals([
+  "BadKey",
+  "BadValue",
+  "Io",
+  "Closed",
+  "Protocol",
+  "Unavailable",
+  "Denied"
+])
 
 /**
  * @since 0.1.0

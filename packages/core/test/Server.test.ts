@@ -5,6 +5,7 @@ import * as os from "node:os"
 import * as nodePath from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { Client, Dict, Pipelined, Server, Store, Buffer as StoreBuffer, Wire } from "@partd/core"
+import * as Handshake from "@partd/core/Handshake"
 import { pattern, suite } from "@partd/test/StoreSuite"
 import { Context, Effect, Exit, Fiber, Layer, Schedule, Scope } from "effect"
 
@@ -99,6 +100,7 @@ const rawSession = (
           resolve(options.destroy ? "destroyed" : "closed by server")
         })
         socket.on("connect", async () => {
+          socket.write(Handshake.clientHello())
           for (const frame of frames) {
             socket.write(frame)
             await new Promise((r) => setTimeout(r, 5))
@@ -131,6 +133,7 @@ const rawRequests = (address: Server.Address, messages: ReadonlyArray<object>) =
         socket.on("close", () => reject(new Error(`closed after ${replies.length} replies`)))
         socket.on("data", (chunk: Uint8Array) => {
           for (const message of parser.decode(chunk)) {
+            if ((message as { _tag?: unknown })._tag === "Hello") continue
             const reply = Wire.toReply(message)
             if (reply === undefined) return reject(new Error("not a reply"))
             replies.push(reply)
@@ -141,7 +144,7 @@ const rawRequests = (address: Server.Address, messages: ReadonlyArray<object>) =
             resolve(replies)
           }
         })
-        socket.write(globalThis.Buffer.concat(messages.map((m) => Wire.encode(m))))
+        socket.write(globalThis.Buffer.concat([Handshake.clientHello(), ...messages.map((m) => Wire.encode(m))]))
       })
   )
 
@@ -189,6 +192,33 @@ const withGoodClients = <A, E>(address: Server.Address, attack: Effect.Effect<A,
   })
 
 describe("Server safety", () => {
+  it.live("a connection that sends a request before greeting is closed, and nothing it sent is applied", () =>
+    Effect.gen(function* () {
+      const address = yield* startServer({ path: socketPath() })
+      const outcome = yield* Effect.promise(
+        () =>
+          new Promise<"closed" | "open">((resolve) => {
+            const socket = net.createConnection(connectOptions(address))
+            const timer = setTimeout(() => {
+              socket.destroy()
+              resolve("open")
+            }, 3000)
+            socket.on("error", () => {})
+            socket.on("data", () => {})
+            socket.on("close", () => {
+              clearTimeout(timer)
+              resolve("closed")
+            })
+            socket.write(Wire.encode({ _tag: "Append", id: 0, paths: "ungreeted", values: [bytes("x")] }))
+          })
+      )
+      expect(outcome).toBe("closed")
+      const { store, close } = yield* openClient(address)
+      expect((yield* store.get(["ungreeted"]))[0]!.byteLength).toBe(0)
+      yield* close
+    })
+  )
+
   it.live("a TCP server binds loopback by default", () =>
     Effect.gen(function* () {
       const address = yield* startServer({ port: 0 })
@@ -358,6 +388,7 @@ describe("Server limits per connection, in bytes", () => {
               const socket = net.createConnection(connectOptions(address))
               socket.on("error", () => {})
               socket.pause()
+              socket.write(Handshake.clientHello())
               for (const frame of frames) socket.write(frame)
               // What left this process (read by the server, or in the kernel's socket buffers), once
               // it stops growing: the server has stopped reading.
@@ -485,12 +516,16 @@ describe("Client and Server", () => {
     })
   )
 
-  it.live("a client of a server that is not there fails with Unavailable", () =>
+  it.live("a client of a server that is not there tries again until requestTimeout, then fails with Unavailable", () =>
     Effect.gen(function* () {
-      const { store, close } = yield* openClient({ path: socketPath() })
+      const { store, close } = yield* openClient({ path: socketPath() }, { requestTimeout: "400 millis" })
+      const started = Date.now()
       const exit = yield* Effect.exit(store.get(["a"]))
+      const took = Date.now() - started
       yield* close
       expect(String(exit)).toContain("Unavailable")
+      expect(took).toBeGreaterThanOrEqual(350)
+      expect(took).toBeLessThan(3000)
     })
   )
 
