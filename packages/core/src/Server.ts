@@ -25,6 +25,7 @@
  */
 import type * as Net from "node:net"
 import { Context, Effect, FiberSet, Layer, type Scope } from "effect"
+import * as Metrics from "./Metrics.ts"
 import * as ServerConnection from "./ServerConnection.ts"
 import * as ServerListen from "./ServerListen.ts"
 import * as ServerRequests from "./ServerRequests.ts"
@@ -183,15 +184,19 @@ export const make = (store: Store.Shape, options: Options): Effect.Effect<Info, 
     const limits = limitsOf(options)
     // Made before listening, so closed after the connections: running requests are interrupted last.
     const run = yield* FiberSet.makeRuntime<never, ReadonlyArray<Uint8Array> | undefined, Store.StoreError>()
+    const metrics = yield* Metrics.server
     const shared: ServerConnection.Shared = {
       requests: ServerRequests.make(store, limits),
-      run,
+      run: metrics.running(run),
       limits,
       logDebug: (message, cause) => {
         run(Effect.as(Effect.logDebug(`partd Server: ${message}`, cause), undefined))
       }
     }
-    const server = yield* ServerListen.listen(options.address, (socket) => ServerConnection.serve(socket, shared))
+    const server = yield* ServerListen.listen(options.address, (socket) => {
+      metrics.connected(socket)
+      ServerConnection.serve(socket, shared)
+    })
     return Server.of({ address: boundAddress(options.address, server) })
   })
 

@@ -1,0 +1,279 @@
+/**
+ * The metrics every store records, as Effect `Metric`s: their names (all
+ * `partd_…`), what they count, and the few helpers the stores call to update
+ * them.
+ *
+ * Every metric carries a `store` attribute naming the store that recorded it
+ * (`Dict`, `File`, `Buffer`, `Redis`, `Client`, `Pipelined`, …). Store
+ * operations are counted by `Observe.backend`, which every store built with
+ * `Store.make` wraps its backend in; Buffer and Server add their own:
+ *
+ * | metric | kind | attributes | what |
+ * | --- | --- | --- | --- |
+ * | `partd_calls_total` | counter | store, operation, outcome | calls that reached the store; outcome `ok`, a `StoreError` reason, `interrupted` or `defect` |
+ * | `partd_appended_bytes_total` | counter | store | bytes appended by calls that succeeded |
+ * | `partd_appended_chunks_total` | counter | store | chunks appended by calls that succeeded |
+ * | `partd_read_bytes_total` | counter | store | bytes returned by `get` and `stream` |
+ * | `partd_buffer_held_bytes` | gauge | store | bytes a Buffer holds in memory, read when the metrics are read |
+ * | `partd_buffer_spilled_bytes_total` | counter | store | bytes landed in the slow store |
+ * | `partd_buffer_spill_batches_total` | counter | store | spill batches landed (or failed) |
+ * | `partd_buffer_spill_seconds` | histogram | store | how long each spill batch took to land |
+ * | `partd_buffer_waits_total` | counter | store | times an append waited for room |
+ * | `partd_server_connections` | gauge | store=Server | open connections |
+ * | `partd_server_requests_in_flight` | gauge | store=Server | requests being applied |
+ *
+ * The metrics live in the `Metric.MetricRegistry` of the fiber that updates
+ * them (the default one unless the program provides its own), so an exporter
+ * (`effect/observability`'s Prometheus or OTLP exporters, or
+ * `@effect/opentelemetry`) sees them, and `Metric.snapshot` reads them.
+ *
+ * A call rejected by the store's shell before it reaches the store (a bad key
+ * or value, a closed store) is not counted: it did no work.
+ *
+ * @since 0.1.0
+ */
+import { Effect, type Fiber, Metric, type Scope } from "effect"
+
+/**
+ * Calls that reached a store, by `store`, `operation` and `outcome`.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const calls = Metric.counter("partd_calls_total", {
+  description: "store calls, by store, operation and outcome (ok, a StoreError reason, interrupted, defect)",
+  incremental: true
+})
+
+/**
+ * Bytes appended by calls that succeeded.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const appendedBytes = Metric.counter("partd_appended_bytes_total", {
+  description: "bytes appended by calls that succeeded",
+  incremental: true
+})
+
+/**
+ * Chunks appended by calls that succeeded.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const appendedChunks = Metric.counter("partd_appended_chunks_total", {
+  description: "chunks appended by calls that succeeded",
+  incremental: true
+})
+
+/**
+ * Bytes returned by `get` and `stream`.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const readBytes = Metric.counter("partd_read_bytes_total", {
+  description: "bytes returned by get and stream",
+  incremental: true
+})
+
+/**
+ * The bytes a Buffer holds in memory (its fast store and stranded bytes).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const bufferHeldBytes = Metric.gauge("partd_buffer_held_bytes", {
+  description: "bytes a Buffer holds in memory"
+})
+
+/**
+ * Bytes a Buffer landed in its slow store.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const bufferSpilledBytes = Metric.counter("partd_buffer_spilled_bytes_total", {
+  description: "bytes a Buffer landed in its slow store",
+  incremental: true
+})
+
+/**
+ * Spill batches a Buffer landed, or tried to.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const bufferSpillBatches = Metric.counter("partd_buffer_spill_batches_total", {
+  description: "spill batches a Buffer landed or tried to land",
+  incremental: true
+})
+
+/**
+ * How long each spill batch took, in seconds.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const bufferSpillSeconds = Metric.histogram("partd_buffer_spill_seconds", {
+  description: "how long each Buffer spill batch took to land, in seconds",
+  boundaries: Metric.exponentialBoundaries({ start: 0.0001, factor: 4, count: 10 })
+})
+
+/**
+ * Times an append to a Buffer waited for room.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const bufferWaits = Metric.counter("partd_buffer_waits_total", {
+  description: "times an append to a Buffer waited for room (backpressure)",
+  incremental: true
+})
+
+/**
+ * A server's open connections.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const serverConnections = Metric.gauge("partd_server_connections", {
+  description: "a server's open connections"
+})
+
+/**
+ * A server's requests being applied.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const serverRequestsInFlight = Metric.gauge("partd_server_requests_in_flight", {
+  description: "a server's requests being applied to its store"
+})
+
+/**
+ * A metric with the `store` attribute (and any others) set.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const tagged = <I, S>(
+  metric: Metric.Metric<I, S>,
+  store: string,
+  attributes?: Readonly<Record<string, string>>
+): Metric.Metric<I, S> => Metric.withAttributes(metric, { store, ...attributes })
+
+/**
+ * Makes a gauge read `read()` whenever the metrics are read, until the scope
+ * closes: the Buffer's bytes held cost nothing on the append path this way.
+ * The last registration of a series wins (two Buffers at once show the
+ * latest's).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const registerGauge = (
+  gauge: Metric.Gauge<number>,
+  store: string,
+  read: () => number
+): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    const context = yield* Effect.context<never>()
+    const registration = Metric.registerUnsafe(tagged(gauge, store), context, {
+      get: () => ({ value: read() }),
+      update: () => {},
+      modify: () => {}
+    })
+    yield* Effect.addFinalizer(() => Effect.sync(() => registration.remove()))
+  })
+
+/**
+ * A Buffer's metrics, with its `store` attribute: what `Buffer` records when
+ * it spills and when appends wait.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface BufferMetrics {
+  /** Times `land`, the landing of one spill batch, and counts it. */
+  readonly spill: <A, E, R>(land: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  /** Counts `bytes` landed in the slow store. */
+  readonly spilled: (bytes: number) => Effect.Effect<void>
+  /** Counts an append that waits for room. */
+  readonly waited: Effect.Effect<void>
+}
+
+/**
+ * The metrics of a Buffer named `store`; registers its bytes-held gauge for
+ * the scope.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const buffer = (store: string, held: () => number): Effect.Effect<BufferMetrics, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    yield* registerGauge(bufferHeldBytes, store, held)
+    const batches = tagged(bufferSpillBatches, store)
+    const seconds = tagged(bufferSpillSeconds, store)
+    const spilledBytes = tagged(bufferSpilledBytes, store)
+    const waits = tagged(bufferWaits, store)
+    return {
+      spill: (land) =>
+        Effect.suspend(() => {
+          const started = performance.now()
+          return Effect.ensuring(
+            land,
+            Effect.andThen(Metric.update(batches, 1), Metric.update(seconds, (performance.now() - started) / 1000))
+          )
+        }),
+      spilled: (bytes) => Metric.update(spilledBytes, bytes),
+      waited: Metric.update(waits, 1)
+    }
+  })
+
+/**
+ * What a server counts: its open connections and requests in flight, read
+ * by two gauges registered for the scope.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ServerMetrics {
+  /** Counts `socket` as open until it closes. */
+  readonly connected: (socket: { once(event: "close", listener: () => void): unknown }) => void
+  /** Wraps the server's request runner: each request counts as in flight until its fiber ends. */
+  readonly running: <W, A, E>(run: (work: W) => Fiber.Fiber<A, E>) => (work: W) => Fiber.Fiber<A, E>
+}
+
+/**
+ * A server's metrics (store attribute `Server`), registered for the scope.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const server: Effect.Effect<ServerMetrics, never, Scope.Scope> = Effect.gen(function* () {
+  let connections = 0
+  let inFlight = 0
+  yield* registerGauge(serverConnections, "Server", () => connections)
+  yield* registerGauge(serverRequestsInFlight, "Server", () => inFlight)
+  const done = () => {
+    inFlight--
+  }
+  return {
+    connected: (socket) => {
+      connections++
+      socket.once("close", () => {
+        connections--
+      })
+    },
+    running:
+      <W, A, E>(run: (work: W) => Fiber.Fiber<A, E>) =>
+      (work: W) => {
+        inFlight++
+        const fiber = run(work)
+        fiber.addObserver(done)
+        return fiber
+      }
+  }
+})
