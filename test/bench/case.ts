@@ -19,7 +19,7 @@ import {
   verify,
   workloads
 } from "@partd/test/Workload"
-import { Effect } from "effect"
+import { Effect, References } from "effect"
 import { cases } from "./cases/index.ts"
 
 const [caseName, workloadName] = process.argv.slice(2)
@@ -122,7 +122,10 @@ const pass = (storeDir: string, fraction = 1) =>
       appendPeakRssMB,
       ...(ratio === undefined ? {} : { ratio })
     }
-  }).pipe(Effect.provide(benchCase.layer(storeDir)))
+  }).pipe(
+    Effect.provide(benchCase.layer(storeDir)),
+    Effect.provideService(References.TracerEnabled, benchCase.spans !== false)
+  )
 
 // A long shuffle runs on warm code: one untimed pass on its own store first lets
 // the JIT compile the hot paths (Python partd's side gets the same pass).

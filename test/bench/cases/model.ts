@@ -61,4 +61,6 @@ export interface BenchCase {
    * store left in `dir` after the append phase (for stores that write there).
    */
   readonly reportRatio?: boolean
+  /** `false`: run with Effect's tracer disabled (no-op spans), to measure what spans cost (default: on). */
+  readonly spans?: boolean
 }
