@@ -32,7 +32,10 @@
  *
  * @since 0.1.0
  */
-import { Effect, type Fiber, Metric, type Scope } from "effect"
+import { Context, Effect, type Fiber, Metric, type Scope } from "effect"
+
+/** The buckets of this module's histograms (durations in seconds): 0.1 ms to 26 s by factors of 4. */
+const spillSecondsBoundaries = Metric.exponentialBoundaries({ start: 0.0001, factor: 4, count: 10 })
 
 /**
  * Calls that reached a store, by `store`, `operation` and `outcome`.
@@ -118,7 +121,7 @@ export const bufferSpillBatches = Metric.counter("partd_buffer_spill_batches_tot
  */
 export const bufferSpillSeconds = Metric.histogram("partd_buffer_spill_seconds", {
   description: "how long each Buffer spill batch took to land, in seconds",
-  boundaries: Metric.exponentialBoundaries({ start: 0.0001, factor: 4, count: 10 })
+  boundaries: spillSecondsBoundaries
 })
 
 /**
@@ -153,7 +156,9 @@ export const serverRequestsInFlight = Metric.gauge("partd_server_requests_in_fli
 })
 
 /**
- * A metric with the `store` attribute (and any others) set.
+ * One of this module's metrics with the `store` attribute (and any others)
+ * set: a metric of its own with the same name, whose series key is computed
+ * once (`Metric.withAttributes` would compute it on every update).
  *
  * @since 0.1.0
  * @category combinators
@@ -162,30 +167,100 @@ export const tagged = <I, S>(
   metric: Metric.Metric<I, S>,
   store: string,
   attributes?: Readonly<Record<string, string>>
-): Metric.Metric<I, S> => Metric.withAttributes(metric, { store, ...attributes })
+): Metric.Metric<I, S> => {
+  const all = { ...metric.attributes, store, ...attributes }
+  const options = { description: metric.description, attributes: all }
+  switch (metric.type) {
+    case "Counter":
+      return Metric.counter(metric.id, { ...options, incremental: true }) as unknown as Metric.Metric<I, S>
+    case "Gauge":
+      return Metric.gauge(metric.id, options) as unknown as Metric.Metric<I, S>
+    case "Histogram":
+      return Metric.histogram(metric.id, {
+        ...options,
+        boundaries: spillSecondsBoundaries
+      }) as unknown as Metric.Metric<I, S>
+    default:
+      return Metric.withAttributes(metric, all)
+  }
+}
 
 /**
- * Makes a gauge read `read()` whenever the metrics are read, until the scope
- * closes: the Buffer's bytes held cost nothing on the append path this way.
- * The last registration of a series wins (two Buffers at once show the
- * latest's).
+ * A series' value, kept in plain JavaScript and read by the metric registry
+ * when the metrics are read (the series is registered once per registry with
+ * a `get` hook): updating it is an addition, with no lookup in the registry,
+ * which matters on the append path. Every store instance with the same
+ * attributes in the same registry shares the cell, so the series counts them
+ * all. A gauge cell adds the values of its `readers` (one per live Buffer,
+ * say) to its own.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Cell {
+  value: number
+  readonly readers: Set<() => number>
+}
+
+const cells = new WeakMap<Metric.MetricRegistry, Map<string, Cell>>()
+
+const seriesKey = (metric: Metric.Metric<never, unknown>): string => {
+  const attributes = metric.attributes ?? {}
+  const names = Object.keys(attributes).sort()
+  return `${metric.id}\u0000${names.map((name) => `${name}=${attributes[name]}`).join("\u0000")}`
+}
+
+const cellValue = (cell: Cell): number => {
+  let value = cell.value
+  for (const read of cell.readers) value += read()
+  return value
+}
+
+/**
+ * The cell of `metric`'s series (a counter or gauge made by {@link tagged}) in
+ * the registry of `context`, registering it the first time.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const registerGauge = (
+export const cell = (metric: Metric.Metric<number, unknown>, context: Context.Context<never>): Cell => {
+  const registry = Context.get(context, Metric.MetricRegistry)
+  let inRegistry = cells.get(registry)
+  if (inRegistry === undefined) {
+    inRegistry = new Map()
+    cells.set(registry, inRegistry)
+  }
+  const key = seriesKey(metric)
+  let found = inRegistry.get(key)
+  if (found === undefined) {
+    const made: Cell = { value: 0, readers: new Set() }
+    const get =
+      metric.type === "Counter"
+        ? () => ({ count: cellValue(made), incremental: true })
+        : () => ({ value: cellValue(made) })
+    Metric.registerUnsafe(metric, context, { get, update: () => {}, modify: () => {} })
+    inRegistry.set(key, made)
+    found = made
+  }
+  return found
+}
+
+/**
+ * Adds `read()` to a gauge's value while the scope is open (a Buffer's bytes
+ * held cost nothing on the append path this way).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const readGauge = (
   gauge: Metric.Gauge<number>,
   store: string,
   read: () => number
 ): Effect.Effect<void, never, Scope.Scope> =>
   Effect.gen(function* () {
-    const context = yield* Effect.context<never>()
-    const registration = Metric.registerUnsafe(tagged(gauge, store), context, {
-      get: () => ({ value: read() }),
-      update: () => {},
-      modify: () => {}
-    })
-    yield* Effect.addFinalizer(() => Effect.sync(() => registration.remove()))
+    const target = cell(tagged(gauge, store), yield* Effect.context<never>())
+    target.readers.add(read)
+    yield* Effect.addFinalizer(() => Effect.sync(() => target.readers.delete(read)))
   })
 
 /**
@@ -205,36 +280,44 @@ export interface BufferMetrics {
 }
 
 /**
- * The metrics of a Buffer named `store`; registers its bytes-held gauge for
- * the scope.
+ * The metrics of a Buffer named `store`, in the registry of the scope's
+ * fiber; its bytes held count while the scope is open.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const buffer = (store: string, held: () => number): Effect.Effect<BufferMetrics, never, Scope.Scope> =>
   Effect.gen(function* () {
-    yield* registerGauge(bufferHeldBytes, store, held)
-    const batches = tagged(bufferSpillBatches, store)
+    yield* readGauge(bufferHeldBytes, store, held)
+    const context = yield* Effect.context<never>()
+    const batches = cell(tagged(bufferSpillBatches, store), context)
     const seconds = tagged(bufferSpillSeconds, store)
-    const spilledBytes = tagged(bufferSpilledBytes, store)
-    const waits = tagged(bufferWaits, store)
+    const spilledBytes = cell(tagged(bufferSpilledBytes, store), context)
+    const waits = cell(tagged(bufferWaits, store), context)
     return {
       spill: (land) =>
         Effect.suspend(() => {
           const started = performance.now()
           return Effect.ensuring(
             land,
-            Effect.andThen(Metric.update(batches, 1), Metric.update(seconds, (performance.now() - started) / 1000))
+            Effect.suspend(() => {
+              batches.value++
+              return Metric.update(seconds, (performance.now() - started) / 1000)
+            })
           )
         }),
-      spilled: (bytes) => Metric.update(spilledBytes, bytes),
-      waited: Metric.update(waits, 1)
+      spilled: (bytes) =>
+        Effect.sync(() => {
+          spilledBytes.value += bytes
+        }),
+      waited: Effect.sync(() => {
+        waits.value++
+      })
     }
   })
 
 /**
- * What a server counts: its open connections and requests in flight, read
- * by two gauges registered for the scope.
+ * What a server counts: its open connections and requests in flight.
  *
  * @since 0.1.0
  * @category models
@@ -247,7 +330,8 @@ export interface ServerMetrics {
 }
 
 /**
- * A server's metrics (store attribute `Server`), registered for the scope.
+ * A server's metrics (store attribute `Server`), in the registry of the
+ * scope's fiber; what it counts leaves the gauges when the scope closes.
  *
  * @since 0.1.0
  * @category constructors
@@ -255,8 +339,8 @@ export interface ServerMetrics {
 export const server: Effect.Effect<ServerMetrics, never, Scope.Scope> = Effect.gen(function* () {
   let connections = 0
   let inFlight = 0
-  yield* registerGauge(serverConnections, "Server", () => connections)
-  yield* registerGauge(serverRequestsInFlight, "Server", () => inFlight)
+  yield* readGauge(serverConnections, "Server", () => connections)
+  yield* readGauge(serverRequestsInFlight, "Server", () => inFlight)
   const done = () => {
     inFlight--
   }

@@ -15,44 +15,67 @@
  *
  * Spans follow Effect's tracer: with `@effect/opentelemetry` (or any
  * `Tracer` layer) they are exported; with `References.TracerEnabled` set to
- * `false` they are no-op spans and cost almost nothing. No stack trace is
- * captured per span (that would cost more than a Dict append). The wrapper
- * keeps every other field of the backend (`getChunks`, …) as it is; an
- * `appendChunks` is observed as an `append`.
+ * `false` no span is made at all. No stack trace is captured per span (that
+ * would cost more than a Dict append). The counters are plain additions to
+ * cells the metric registry reads when the metrics are read (see
+ * `Metrics.cell`): they go to the registry of the fiber that made the store.
+ * The wrapper keeps every other field of the backend (`getChunks`, …) as it
+ * is; an `appendChunks` is observed as an `append`.
  *
  * @since 0.1.0
  */
-import { Cause, Effect, type Exit, type Fiber, Metric, type Scope, Stream, type Tracer } from "effect"
+import {
+  Cause,
+  type Context,
+  Effect,
+  type Exit,
+  type Fiber,
+  Metric,
+  References,
+  type Scope,
+  Stream,
+  type Tracer
+} from "effect"
 import type * as Key from "./Key.ts"
 import * as Metrics from "./Metrics.ts"
 import * as Store from "./Store.ts"
 
-/** The pre-tagged metrics and span names of one store name. */
-interface Observed {
+/** One operation of one store: its span name and its call counters by outcome. */
+interface Operation {
   readonly store: string
-  readonly calls: Map<string, Metric.Metric<number, unknown>>
-  readonly appendedBytes: Metric.Metric<number, unknown>
-  readonly appendedChunks: Metric.Metric<number, unknown>
-  readonly readBytes: Metric.Metric<number, unknown>
-  readonly spans: Map<string, string>
+  readonly span: string
+  readonly ok: Metrics.Cell
+  readonly outcome: (outcome: string) => Metrics.Cell
 }
 
-const observedOf = (store: string): Observed => ({
+/** What a store's observed operations share: its name, its byte and chunk counters. */
+interface Observed {
+  readonly store: string
+  readonly context: Context.Context<never>
+  readonly appendedBytes: Metrics.Cell
+  readonly appendedChunks: Metrics.Cell
+  readonly readBytes: Metrics.Cell
+}
+
+const observedOf = (store: string, context: Context.Context<never>): Observed => ({
   store,
-  calls: new Map(),
-  appendedBytes: Metrics.tagged(Metrics.appendedBytes, store),
-  appendedChunks: Metrics.tagged(Metrics.appendedChunks, store),
-  readBytes: Metrics.tagged(Metrics.readBytes, store),
-  spans: new Map()
+  context,
+  appendedBytes: Metrics.cell(Metrics.tagged(Metrics.appendedBytes, store), context),
+  appendedChunks: Metrics.cell(Metrics.tagged(Metrics.appendedChunks, store), context),
+  readBytes: Metrics.cell(Metrics.tagged(Metrics.readBytes, store), context)
 })
 
-const spanName = (o: Observed, operation: string): string => {
-  let name = o.spans.get(operation)
-  if (name === undefined) {
-    name = `partd.${o.store}.${operation}`
-    o.spans.set(operation, name)
+const operationOf = (o: Observed, operation: string): Operation => {
+  const byOutcome = new Map<string, Metrics.Cell>()
+  const outcome = (name: string): Metrics.Cell => {
+    let found = byOutcome.get(name)
+    if (found === undefined) {
+      found = Metrics.cell(Metrics.tagged(Metrics.calls, o.store, { operation, outcome: name }), o.context)
+      byOutcome.set(name, found)
+    }
+    return found
   }
-  return name
+  return { store: o.store, span: `partd.${o.store}.${operation}`, ok: outcome("ok"), outcome }
 }
 
 /** `ok`, the `StoreError`'s reason, `interrupted` or `defect`. */
@@ -68,47 +91,43 @@ const outcomeOf = (exit: Exit.Exit<unknown, unknown>): string => {
   return "defect"
 }
 
-const countCall = (o: Observed, operation: string, outcome: string, fiber: Fiber.Fiber<unknown, unknown>): void => {
-  const key = `${operation}\u0000${outcome}`
-  let metric = o.calls.get(key)
-  if (metric === undefined) {
-    metric = Metrics.tagged(Metrics.calls, o.store, { operation, outcome })
-    o.calls.set(key, metric)
-  }
-  metric.updateUnsafe(1, fiber.context)
+const countExit = (op: Operation, exit: Exit.Exit<unknown, unknown>): void => {
+  if (exit._tag === "Success") op.ok.value++
+  else op.outcome(outcomeOf(exit)).value++
 }
 
 const noStackTrace: Tracer.TraceOptions = { captureStackTrace: false }
 
 /**
- * Runs `effect` in a span for `operation`, and counts it when it ends;
- * `onSuccess` records what the call moved (and may annotate the span).
+ * Runs `effect` in a span for `op` (unless tracing is off), and counts it
+ * when it ends; `onSuccess` records what the call moved (and may annotate the
+ * span, when there is one).
  */
 const observe = <A>(
-  o: Observed,
-  operation: string,
+  op: Operation,
   keys: number,
   bytes: number | undefined,
   effect: Effect.Effect<A, Store.StoreError>,
-  onSuccess?: (value: A, span: Tracer.Span, fiber: Fiber.Fiber<unknown, unknown>) => void
+  onSuccess?: (value: A, span: Tracer.Span | undefined) => void
 ): Effect.Effect<A, Store.StoreError> =>
-  Effect.useSpan(
-    spanName(o, operation),
-    {
-      attributes:
-        bytes === undefined
-          ? { "partd.store": o.store, "partd.keys": keys }
-          : { "partd.store": o.store, "partd.keys": keys, "partd.bytes": bytes }
-    },
-    (span) =>
-      Effect.onExit(Effect.withParentSpan(effect, span, noStackTrace), (exit) =>
-        Effect.withFiber((fiber) => {
-          countCall(o, operation, outcomeOf(exit), fiber)
-          if (exit._tag === "Success" && onSuccess !== undefined) onSuccess(exit.value, span, fiber)
-          return Effect.void
-        })
-      )
-  )
+  Effect.withFiber((fiber: Fiber.Fiber<unknown, unknown>) => {
+    if (!fiber.getRef(References.TracerEnabled)) {
+      return Effect.onExit(effect, (exit) => {
+        countExit(op, exit)
+        if (exit._tag === "Success" && onSuccess !== undefined) onSuccess(exit.value, undefined)
+        return Effect.void
+      })
+    }
+    const attributes: Record<string, unknown> = { "partd.store": op.store, "partd.keys": keys }
+    if (bytes !== undefined) attributes["partd.bytes"] = bytes
+    return Effect.useSpan(op.span, { attributes }, (span) =>
+      Effect.onExit(Effect.withParentSpan(effect, span, noStackTrace), (exit) => {
+        countExit(op, exit)
+        if (exit._tag === "Success" && onSuccess !== undefined) onSuccess(exit.value, span)
+        return Effect.void
+      })
+    )
+  })
 
 const totalLength = (values: ReadonlyArray<Uint8Array>): number => {
   let bytes = 0
@@ -124,11 +143,11 @@ const sum = (numbers: ReadonlyArray<number>): number => {
 
 /** A stream observed as one call: a span over its whole run, its pieces' bytes counted when it ends. */
 const observeStream = <A>(
-  o: Observed,
-  operation: string,
+  op: Operation,
   stream: Stream.Stream<A, Store.StoreError>,
   measure: (a: A) => number,
-  attribute: "partd.bytes" | "partd.keys"
+  attribute: "partd.bytes" | "partd.keys",
+  onEnd: (total: number) => void
 ): Stream.Stream<A, Store.StoreError> =>
   Stream.suspend(() => {
     let total = 0
@@ -137,85 +156,100 @@ const observeStream = <A>(
         total += measure(a)
         return a
       }),
-      Stream.onExit((exit) =>
-        Effect.withFiber((fiber) => {
-          countCall(o, operation, outcomeOf(exit), fiber)
-          if (attribute === "partd.bytes") o.readBytes.updateUnsafe(total, fiber.context)
-          return Effect.annotateCurrentSpan(attribute, total)
-        })
-      ),
-      Stream.withSpan(spanName(o, operation), {
-        attributes: { "partd.store": o.store },
-        captureStackTrace: false
-      })
+      Stream.onExit((exit) => {
+        countExit(op, exit)
+        onEnd(total)
+        return Effect.annotateCurrentSpan(attribute, total)
+      }),
+      Stream.withSpan(op.span, { attributes: { "partd.store": op.store }, captureStackTrace: false })
     )
   })
 
+/** `inner`'s optional operations, observed. */
+const optional = (o: Observed, inner: Store.Backend): Partial<Store.Backend> => {
+  const { stream, keys, size, appendChunks } = inner
+  const out: {
+    -readonly [K in "stream" | "keys" | "size" | "appendChunks"]?: Store.Backend[K]
+  } = {}
+  if (stream !== undefined) {
+    const op = operationOf(o, "stream")
+    out.stream = (path: Key.Path, chunkBytes: number) =>
+      observeStream(
+        op,
+        stream(path, chunkBytes),
+        (piece) => piece.byteLength,
+        "partd.bytes",
+        (total) => {
+          o.readBytes.value += total
+        }
+      )
+  }
+  if (keys !== undefined)
+    out.keys = observeStream(
+      operationOf(o, "keys"),
+      keys,
+      () => 1,
+      "partd.keys",
+      () => {}
+    )
+  if (size !== undefined) {
+    const op = operationOf(o, "size")
+    out.size = (paths) =>
+      observe(op, paths.length, undefined, size(paths), (sizes, span) => span?.attribute("partd.bytes", sum(sizes)))
+  }
+  if (appendChunks !== undefined) {
+    const op = operationOf(o, "append")
+    out.appendChunks = (paths, chunks, lengths) => {
+      const bytes = sum(lengths)
+      let count = 0
+      for (let i = 0; i < chunks.length; i++) count += chunks[i]!.length
+      return observe(op, paths.length, bytes, appendChunks(paths, chunks, lengths), () => {
+        o.appendedBytes.value += bytes
+        o.appendedChunks.value += count
+      })
+    }
+  }
+  return out
+}
+
 /**
  * `backend` with every operation observed under the store name `store` (see
- * the module's description). Call it once per store instance, around the
- * backend given to `Store.make`.
+ * the module's description), counted in the metric registry of the fiber
+ * that calls it. Once per store instance, around the backend given to
+ * `Store.make`: {@link make} does both.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const backend = (store: string, inner: Store.Backend): Store.Backend => {
-  const o = observedOf(store)
-  const recordAppend = (bytes: number, chunks: number, fiber: Fiber.Fiber<unknown, unknown>) => {
-    o.appendedBytes.updateUnsafe(bytes, fiber.context)
-    o.appendedChunks.updateUnsafe(chunks, fiber.context)
-  }
-  const recordRead = (values: ReadonlyArray<Uint8Array>, span: Tracer.Span, fiber: Fiber.Fiber<unknown, unknown>) => {
-    const bytes = totalLength(values)
-    span.attribute("partd.bytes", bytes)
-    o.readBytes.updateUnsafe(bytes, fiber.context)
-  }
-  const { stream, keys, size, appendChunks } = inner
-  return {
-    ...inner,
-    append: (paths, values, id) => {
+export const backend = (store: string, inner: Store.Backend): Effect.Effect<Store.Backend> =>
+  Effect.map(Effect.context<never>(), (context) => {
+    const o = observedOf(store, context)
+    const append = operationOf(o, "append")
+    const get = operationOf(o, "get")
+    const iset = operationOf(o, "iset")
+    const del = operationOf(o, "delete")
+    const drop = operationOf(o, "drop")
+    const recordRead = (values: ReadonlyArray<Uint8Array>, span: Tracer.Span | undefined) => {
       const bytes = totalLength(values)
-      return observe(o, "append", paths.length, bytes, inner.append(paths, values, id), (_, __, fiber) =>
-        recordAppend(bytes, values.length, fiber)
-      )
-    },
-    get: (paths) => observe(o, "get", paths.length, undefined, inner.get(paths), recordRead),
-    iset: (path, value) => observe(o, "iset", 1, value.byteLength, inner.iset(path, value)),
-    delete: (paths) => observe(o, "delete", paths.length, undefined, inner.delete(paths)),
-    drop: Effect.suspend(() => observe(o, "drop", 0, undefined, inner.drop)),
-    ...(stream === undefined
-      ? {}
-      : {
-          stream: (path: Key.Path, chunkBytes: number) =>
-            observeStream(o, "stream", stream(path, chunkBytes), (piece) => piece.byteLength, "partd.bytes")
-        }),
-    ...(keys === undefined ? {} : { keys: observeStream(o, "keys", keys, () => 1, "partd.keys") }),
-    ...(size === undefined
-      ? {}
-      : {
-          size: (paths: ReadonlyArray<Key.Path>) =>
-            observe(o, "size", paths.length, undefined, size(paths), (sizes, span) =>
-              span.attribute("partd.bytes", sum(sizes))
-            )
-        }),
-    ...(appendChunks === undefined
-      ? {}
-      : {
-          appendChunks: (
-            paths: ReadonlyArray<Key.Path>,
-            chunks: ReadonlyArray<ReadonlyArray<Uint8Array>>,
-            lengths: ReadonlyArray<number>
-          ) => {
-            const bytes = sum(lengths)
-            let count = 0
-            for (let i = 0; i < chunks.length; i++) count += chunks[i]!.length
-            return observe(o, "append", paths.length, bytes, appendChunks(paths, chunks, lengths), (_, __, fiber) =>
-              recordAppend(bytes, count, fiber)
-            )
-          }
+      span?.attribute("partd.bytes", bytes)
+      o.readBytes.value += bytes
+    }
+    return {
+      ...inner,
+      append: (paths, values, id) => {
+        const bytes = totalLength(values)
+        return observe(append, paths.length, bytes, inner.append(paths, values, id), () => {
+          o.appendedBytes.value += bytes
+          o.appendedChunks.value += values.length
         })
-  }
-}
+      },
+      get: (paths) => observe(get, paths.length, undefined, inner.get(paths), recordRead),
+      iset: (path, value) => observe(iset, 1, value.byteLength, inner.iset(path, value)),
+      delete: (paths) => observe(del, paths.length, undefined, inner.delete(paths)),
+      drop: Effect.suspend(() => observe(drop, 0, undefined, inner.drop)),
+      ...optional(o, inner)
+    }
+  })
 
 /**
  * Reads one counter or gauge back, summed over every series whose attributes
@@ -246,7 +280,8 @@ const matches = (
 
 /**
  * `Store.make` over `backend` observed under the name `store`: how every
- * store names itself (`Observe.make("File", backend)`).
+ * store names itself (`Observe.make("File", backend)` in place of
+ * `Store.make(backend)`).
  *
  * @since 0.1.0
  * @category constructors
@@ -255,4 +290,5 @@ export const make = (
   store: string,
   inner: Store.Backend,
   options?: { readonly forwardEmpty?: boolean | undefined }
-): Effect.Effect<Store.Shape, never, Scope.Scope> => Store.make(backend(store, inner), options)
+): Effect.Effect<Store.Shape, never, Scope.Scope> =>
+  Effect.flatMap(backend(store, inner), (observed) => Store.make(observed, options))
