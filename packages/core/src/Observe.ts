@@ -14,8 +14,9 @@
  * spills.
  *
  * Spans follow Effect's tracer: with `@effect/opentelemetry` (or any
- * `Tracer` layer) they are exported; with `References.TracerEnabled` set to
- * `false` no span is made at all. No stack trace is captured per span (that
+ * `Tracer` installed) they are exported; with no tracer installed (Effect's
+ * native tracer, which keeps spans nowhere) or `References.TracerEnabled`
+ * set to `false`, an operation makes no span at all (a stream still does). No stack trace is captured per span (that
  * would cost more than a Dict append). The counters are plain additions to
  * cells the metric registry reads when the metrics are read (see
  * `Metrics.cell`): they go to the registry of the fiber that made the store.
@@ -34,7 +35,7 @@ import {
   References,
   type Scope,
   Stream,
-  type Tracer
+  Tracer
 } from "effect"
 import type * as Key from "./Key.ts"
 import * as Metrics from "./Metrics.ts"
@@ -99,8 +100,10 @@ const countExit = (op: Operation, exit: Exit.Exit<unknown, unknown>): void => {
 const noStackTrace: Tracer.TraceOptions = { captureStackTrace: false }
 
 /**
- * Runs `effect` in a span for `op` (unless tracing is off), and counts it
- * when it ends; `onSuccess` records what the call moved (and may annotate the
+ * Runs `effect` in a span for `op`, and counts it when it ends. No span is
+ * made when tracing is off, or when no tracer is installed (Effect's native
+ * tracer keeps its spans nowhere: making them would cost every call several
+ * microseconds for nothing); `onSuccess` records what the call moved (and may annotate the
  * span, when there is one).
  */
 const observe = <A>(
@@ -111,7 +114,7 @@ const observe = <A>(
   onSuccess?: (value: A, span: Tracer.Span | undefined) => void
 ): Effect.Effect<A, Store.StoreError> =>
   Effect.withFiber((fiber: Fiber.Fiber<unknown, unknown>) => {
-    if (!fiber.getRef(References.TracerEnabled)) {
+    if (!fiber.getRef(References.TracerEnabled) || fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer) {
       return Effect.onExit(effect, (exit) => {
         countExit(op, exit)
         if (exit._tag === "Success" && onSuccess !== undefined) onSuccess(exit.value, undefined)
