@@ -30,3 +30,18 @@ export * as Lock from "./Lock.ts"
  * @since 0.1.0
  */
 export * as ServerCommand from "./ServerCommand.ts"
+
+/**
+ * The `partd` command: ls, cat, du, rm, drop and serve, on a directory or on
+ * Redis (the package's `partd` bin).
+ *
+ * @since 0.1.0
+ */
+export * as Cli from "./Cli.ts"
+
+/**
+ * Which store a `partd` command works on, and its one-line errors.
+ *
+ * @since 0.1.0
+ */
+export * as CliStore from "./CliStore.ts"
