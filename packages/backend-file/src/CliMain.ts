@@ -16,7 +16,6 @@ import { Cause, Console, Effect, Exit } from "effect"
 import { Command } from "effect/cli"
 import { command } from "./Cli.ts"
 import { CliError } from "./CliStore.ts"
-import * as ServerCommand from "./ServerCommand.ts"
 
 const version = "0.1.0"
 
@@ -29,6 +28,8 @@ process.stdout.on("error", (error: NodeJS.ErrnoException) => {
 const args = process.argv.slice(2)
 
 if (args[0] === "serve") {
+  // Loaded only here: the store commands start faster without the server's modules.
+  const ServerCommand = await import("./ServerCommand.ts")
   Command.runWith(ServerCommand.command, { version })(args.slice(1)).pipe(
     Effect.provide(NodeServices.layer),
     NodeRuntime.runMain({
