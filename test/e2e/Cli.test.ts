@@ -218,6 +218,53 @@ const onTerminal = (command: string) =>
     child.on("close", (code) => resume(Effect.succeed({ code, output })))
   })
 
+/** Runs `partd ARGS | wc -c` under /usr/bin/time: the bytes it wrote and its peak RSS in KiB. */
+const measured = (dir: string, args: string) =>
+  Effect.callback<{ code: number | null; bytes: number; maxRssKiB: number; output: string }>((resume) => {
+    const rss = nodePath.join(dir, "..", `${nodePath.basename(dir)}.rss`)
+    const command = `/usr/bin/time -f %M -o ${rss} ${process.execPath} --conditions=@partd/source ${partd} ${args} | wc -c`
+    const child = spawn("sh", ["-c", command], { stdio: ["ignore", "pipe", "pipe"] })
+    let output = ""
+    child.stdout.on("data", (d: Uint8Array) => {
+      output += d.toString()
+    })
+    child.stderr.on("data", (d: Uint8Array) => {
+      output += d.toString()
+    })
+    child.on("close", (code) => {
+      const maxRssKiB = Number(fs.readFileSync(rss, "utf8").trim().split("\n").pop())
+      fs.rmSync(rss, { force: true })
+      resume(Effect.succeed({ code, bytes: Number(output.trim().split("\n").pop()), maxRssKiB, output }))
+    })
+  })
+
+describe("partd cat in bounded memory", () => {
+  it.live(
+    "cat of a 128 MiB key holds a few pieces, not the value: its peak RSS stays within 64 MiB of ls's",
+    () =>
+      Effect.scoped(
+        Effect.gen(function* () {
+          const dir = yield* tempDir("big")
+          const mib = 1024 * 1024
+          const piece = new Uint8Array(mib).fill(7)
+          // The key's file, as File and Python partd lay it out: the file named by the key.
+          const fd = fs.openSync(nodePath.join(dir, "big"), "w")
+          for (let i = 0; i < 128; i++) fs.writeSync(fd, piece)
+          fs.closeSync(fd)
+          const ls = yield* measured(dir, `ls ${dir}`)
+          expect(ls.code, ls.output).toBe(0)
+          const cat = yield* measured(dir, `cat ${dir} big`)
+          expect(cat.code, cat.output).toBe(0)
+          expect(cat.bytes).toBe(128 * mib)
+          expect(cat.maxRssKiB - ls.maxRssKiB, `cat ${cat.maxRssKiB} KiB, ls ${ls.maxRssKiB} KiB`).toBeLessThan(
+            64 * 1024
+          )
+        })
+      ),
+    slow
+  )
+})
+
 describe("partd drop on a terminal", () => {
   it.live(
     "counts the keys it removes on stderr, then drops the store",

@@ -16,7 +16,7 @@
  * Spans follow Effect's tracer: with `@effect/opentelemetry` (or any
  * `Tracer` installed) they are exported; with no tracer installed (Effect's
  * native tracer, which keeps spans nowhere) or `References.TracerEnabled`
- * set to `false`, an operation makes no span at all (a stream still does). No stack trace is captured per span (that
+ * set to `false`, an operation makes no span at all. No stack trace is captured per span (that
  * would cost more than a Dict append). The counters are plain additions to
  * cells the metric registry reads when the metrics are read (see
  * `Metrics.cell`): they go to the registry of the fiber that made the store.
@@ -99,6 +99,10 @@ const countExit = (op: Operation, exit: Exit.Exit<unknown, unknown>): void => {
 
 const noStackTrace: Tracer.TraceOptions = { captureStackTrace: false }
 
+/** Whether spans go anywhere: tracing is on and a tracer other than Effect's native one (which keeps none) is installed. */
+const tracing = (fiber: Fiber.Fiber<unknown, unknown>): boolean =>
+  fiber.getRef(References.TracerEnabled) && fiber.getRef(Tracer.Tracer) !== Tracer.nativeTracer
+
 /**
  * Runs `effect` in a span for `op`, and counts it when it ends. No span is
  * made when tracing is off, or when no tracer is installed (Effect's native
@@ -114,7 +118,7 @@ const observe = <A>(
   onSuccess?: (value: A, span: Tracer.Span | undefined) => void
 ): Effect.Effect<A, Store.StoreError> =>
   Effect.withFiber((fiber: Fiber.Fiber<unknown, unknown>) => {
-    if (!fiber.getRef(References.TracerEnabled) || fiber.getRef(Tracer.Tracer) === Tracer.nativeTracer) {
+    if (!tracing(fiber)) {
       return Effect.onExit(effect, (exit) => {
         countExit(op, exit)
         if (exit._tag === "Success" && onSuccess !== undefined) onSuccess(exit.value, undefined)
@@ -152,21 +156,28 @@ const observeStream = <A>(
   attribute: "partd.bytes" | "partd.keys",
   onEnd: (total: number) => void
 ): Stream.Stream<A, Store.StoreError> =>
-  Stream.suspend(() => {
-    let total = 0
-    return stream.pipe(
-      Stream.map((a) => {
-        total += measure(a)
-        return a
-      }),
-      Stream.onExit((exit) => {
-        countExit(op, exit)
-        onEnd(total)
-        return Effect.annotateCurrentSpan(attribute, total)
-      }),
-      Stream.withSpan(op.span, { attributes: { "partd.store": op.store }, captureStackTrace: false })
-    )
-  })
+  Stream.unwrap(
+    Effect.withFiber((fiber: Fiber.Fiber<unknown, unknown>) => {
+      const traced = tracing(fiber)
+      let total = 0
+      const counted = stream.pipe(
+        Stream.map((a) => {
+          total += measure(a)
+          return a
+        }),
+        Stream.onExit((exit) => {
+          countExit(op, exit)
+          onEnd(total)
+          return traced ? Effect.annotateCurrentSpan(attribute, total) : Effect.void
+        })
+      )
+      return Effect.succeed(
+        traced
+          ? Stream.withSpan(counted, op.span, { attributes: { "partd.store": op.store }, captureStackTrace: false })
+          : counted
+      )
+    })
+  )
 
 /** `inner`'s optional operations, observed. */
 const optional = (o: Observed, inner: Store.Backend): Partial<Store.Backend> => {

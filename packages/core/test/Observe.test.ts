@@ -216,6 +216,27 @@ describe("spans", () => {
     })
   )
 
+  it.effect("with no tracer installed an operation makes no span; with one, the backend runs inside its span", () =>
+    Effect.gen(function* () {
+      let seen: string | undefined = "not called"
+      const probe = yield* Observe.make("Probe", {
+        append: () =>
+          Effect.map(Effect.option(Effect.currentSpan), (span) => {
+            seen = Option.isSome(span) ? span.value.name : undefined
+          }),
+        get: (paths) => Effect.succeed(paths.map(() => new Uint8Array(0))),
+        iset: () => Effect.void,
+        delete: () => Effect.void,
+        drop: Effect.void
+      })
+      yield* probe.append({ k: bytes(1) })
+      expect(seen).toBeUndefined()
+      const { tracer } = recording()
+      yield* probe.append({ k: bytes(1) }).pipe(Effect.withTracer(tracer))
+      expect(seen).toBe("partd.Probe.append")
+    }).pipe(Effect.scoped)
+  )
+
   it.effect("with the tracer disabled, no span reaches the tracer and the calls still work and count", () =>
     isolated(
       Effect.gen(function* () {
