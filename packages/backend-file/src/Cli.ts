@@ -175,6 +175,12 @@ export const du = Command.make("du", { dir: dirArgument, json: jsonFlag, ...sour
   )
 ).pipe(Command.withDescription("Totals of the store: keys, bytes, and (for a directory) files on disk"))
 
+/** Resolves once everything written to `out` so far has been handed to the system. */
+const flushed = (out: NodeJS.WritableStream): Effect.Effect<void> =>
+  Effect.callback<void>((resume) => {
+    out.write("", () => resume(Effect.void))
+  })
+
 /** Writes `piece` to `out`, waiting for it to drain when its buffer is full. */
 const writeOut = (out: NodeJS.WritableStream, piece: Uint8Array): Effect.Effect<void> =>
   Effect.callback<void>((resume) => {
@@ -224,6 +230,7 @@ export const cat = Command.make(
               })
             )
           ),
+          Effect.andThen(flushed(process.stdout)),
           Effect.ensuring(
             Effect.sync(() => {
               if (progress) meter.done()
