@@ -80,9 +80,7 @@ describe("File observed", () => {
       expect(yield* value("partd_calls_total", { operation: "iset", outcome: "ok" })).toBe(1)
       // The same figures as every exporter sees them: one series per attribute set.
       const snapshot = yield* Metric.snapshot
-      const appended = snapshot.filter(
-        (s) => s.id === "partd_appended_bytes_total" && s.attributes?.store === "File"
-      )
+      const appended = snapshot.filter((s) => s.id === "partd_appended_bytes_total" && s.attributes?.store === "File")
       expect(appended).toHaveLength(1)
     }).pipe(Effect.scoped, Effect.provideService(Metric.MetricRegistry, new Map()))
   )
