@@ -22,10 +22,13 @@
  * | `partd_server_connections` | gauge | store=Server | open connections |
  * | `partd_server_requests_in_flight` | gauge | store=Server | requests being applied |
  *
- * The metrics live in the `Metric.MetricRegistry` of the fiber that updates
- * them (the default one unless the program provides its own), so an exporter
- * (`effect/observability`'s Prometheus or OTLP exporters, or
- * `@effect/opentelemetry`) sees them, and `Metric.snapshot` reads them.
+ * The metrics live in the `Metric.MetricRegistry` of the fiber that made the
+ * store, Buffer or Server (Effect's default registry unless the program
+ * provides its own), as series registered once with a `get` hook over a plain
+ * JavaScript cell (see {@link cell}): an exporter (`effect/observability`'s
+ * Prometheus or OTLP exporters, `@effect/opentelemetry`) reads them there, and
+ * so does `Metric.snapshot`. Stores with the same name in one registry add up
+ * in one series (a Buffer(Dict, Dict) counts both Dicts under `Dict`).
  *
  * A call rejected by the store's shell before it reaches the store (a bad key
  * or value, a closed store) is not counted: it did no work.
