@@ -117,7 +117,7 @@ const sizesOf = (store: Store.Shape, keys: ReadonlyArray<Key.Path>) =>
     return sizes
   })
 
-/** Every key of the store, sorted (byte order of the paths), with its size. */
+/** Every key of the store, sorted (JavaScript's string order of the paths), with its size. */
 const listing = (store: Store.Shape) =>
   Effect.gen(function* () {
     const keys = Array.from(yield* Stream.runCollect(store.keys)).sort()
