@@ -19,7 +19,7 @@ import {
   verify,
   workloads
 } from "@partd/test/Workload"
-import { Effect } from "effect"
+import { Effect, References, Tracer } from "effect"
 import { cases } from "./cases/index.ts"
 
 const [caseName, workloadName] = process.argv.slice(2)
@@ -54,6 +54,9 @@ const storedBytes = (root: string): number => {
 }
 
 const warmup = !process.argv.includes("--no-warmup")
+
+/** For rows with `spans: "exported"`: makes every span, as an exporter would receive it, and drops it. */
+const exportingTracer = Tracer.make({ span: (options) => new Tracer.NativeSpan(options) })
 
 /**
  * Peak RSS in MB since the last `resetPeakRss`: Linux's VmHWM, which writing
@@ -122,7 +125,11 @@ const pass = (storeDir: string, fraction = 1) =>
       appendPeakRssMB,
       ...(ratio === undefined ? {} : { ratio })
     }
-  }).pipe(Effect.provide(benchCase.layer(storeDir)))
+  }).pipe(
+    Effect.provide(benchCase.layer(storeDir)),
+    Effect.provideService(References.TracerEnabled, benchCase.spans !== false),
+    (effect) => (benchCase.spans === "exported" ? Effect.withTracer(effect, exportingTracer) : effect)
+  )
 
 // A long shuffle runs on warm code: one untimed pass on its own store first lets
 // the JIT compile the hot paths (Python partd's side gets the same pass).

@@ -56,3 +56,38 @@ export const exitOf = (child: ChildProcess) =>
     }
     child.on("exit", (code, signal) => resume(Effect.succeed(code ?? signal!)))
   })
+
+/** What a child run to its end gave: its exit code (or signal), stdout as bytes, stderr as text. */
+export interface Ran {
+  readonly code: number | string
+  readonly stdout: Uint8Array
+  readonly stderr: string
+}
+
+/**
+ * Runs `node --conditions=@partd/source ...args` to its end (a one-shot
+ * command such as `partd ls`), killed if it outlives `timeoutMs`.
+ */
+export const run = (
+  args: ReadonlyArray<string>,
+  options: { readonly env?: Readonly<Record<string, string>>; readonly timeoutMs?: number } = {}
+) =>
+  Effect.callback<Ran, Error>((resume) => {
+    const child = spawn(process.execPath, ["--conditions=@partd/source", ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ...options.env }
+    })
+    const out: Array<Uint8Array> = []
+    let err = ""
+    child.stdout!.on("data", (d: Uint8Array) => out.push(d))
+    child.stderr!.on("data", (d: Uint8Array) => {
+      err += d.toString()
+    })
+    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 60_000)
+    child.on("error", (error) => resume(Effect.fail(error)))
+    child.on("close", (code, signal) => {
+      clearTimeout(timer)
+      resume(Effect.succeed({ code: code ?? signal!, stdout: Buffer.concat(out), stderr: err }))
+    })
+    return Effect.sync(() => child.kill("SIGKILL"))
+  })

@@ -67,7 +67,7 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as nodePath from "node:path"
-import { Store } from "@partd/core"
+import { Observe, Store } from "@partd/core"
 import { Effect, Layer, type Scope, Stream } from "effect"
 import * as Append from "./Append.ts"
 import * as Calls from "./Calls.ts"
@@ -273,7 +273,7 @@ export const make = (options: Options = {}): Effect.Effect<Store.Shape, Store.St
       Effect.sync(() => Calls.make(nodePath.join(root, FileName.CALLS), fsync)),
       (calls) => Effect.sync(() => calls.close())
     )
-    return yield* Store.make(backendOf(lock, layout, handles, calls, fsync))
+    return yield* Observe.make("File", backendOf(lock, layout, handles, calls, fsync))
   })
 
 /**

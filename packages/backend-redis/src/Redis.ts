@@ -68,7 +68,7 @@
  *
  * @since 0.1.0
  */
-import { Store } from "@partd/core"
+import { Observe, Store } from "@partd/core"
 import { Config, Duration, Effect, Layer, Redacted, type Scope } from "effect"
 import {
   Cluster,
@@ -430,7 +430,7 @@ export const make = (
         dropAll(client, tracker, keyPrefix).pipe(Effect.timeout(readyTimeout), Effect.ignore)
       )
     }
-    return yield* Store.make(backend)
+    return yield* Observe.make("Redis", backend)
   })
 
 /**

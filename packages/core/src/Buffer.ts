@@ -67,6 +67,8 @@ import * as BufferLedger from "./BufferLedger.ts"
 import * as Bytes from "./Bytes.ts"
 import { CallIds } from "./CallIds.ts"
 import type * as Key from "./Key.ts"
+import * as Metrics from "./Metrics.ts"
+import * as Observe from "./Observe.ts"
 import * as Pieces from "./Pieces.ts"
 import * as Store from "./Store.ts"
 
@@ -218,6 +220,7 @@ interface Buffered {
   demand: number
   wake: Deferred.Deferred<void>
   closed: boolean
+  readonly metrics: Metrics.BufferMetrics
 }
 
 const invalidBound = (bound: number) =>
@@ -248,13 +251,14 @@ export const make = (
     }
     const control = makeControl(buffered)
     yield* Effect.addFinalizer(() => (buffered.closed ? Effect.void : Effect.orDie(control.close)))
-    const store = yield* Store.make(makeBackend(buffered))
+    const store = yield* Observe.make("Buffer", makeBackend(buffered))
     return { store, control }
   })
 
 /** The buffer's state over the two stores, its inner stores' backends: paths are validated once, by this store. */
-const acquire = (options: MakeOptions): Effect.Effect<Buffered> =>
+const acquire = (options: MakeOptions): Effect.Effect<Buffered, never, Scope.Scope> =>
   Effect.gen(function* () {
+    const ledger = new BufferLedger.Ledger()
     const fast = Store.toBackend(options.fast)
     const slow = Store.toBackend(options.slow)
     const bound = options.availableMemory
@@ -264,7 +268,7 @@ const acquire = (options: MakeOptions): Effect.Effect<Buffered> =>
       fastChunks: chunkReader(fast),
       slowChunks: chunkReader(slow),
       slowGivesFresh: slow.getChunks === undefined,
-      ledger: new BufferLedger.Ledger(),
+      ledger,
       ids: new CallIds(),
       clock: yield* Clock.Clock,
       bound,
@@ -277,7 +281,8 @@ const acquire = (options: MakeOptions): Effect.Effect<Buffered> =>
       room: Deferred.makeUnsafe(),
       demand: 0,
       wake: Deferred.makeUnsafe(),
-      closed: false
+      closed: false,
+      metrics: yield* Metrics.buffer("Buffer", () => ledger.memory)
     }
   })
 
@@ -347,7 +352,7 @@ const spill = (b: Buffered, select: () => ReadonlyArray<Key.Path>): Effect.Effec
       Effect.gen(function* () {
         const keys = yield* take(b, select)
         if (keys.length === 0) return
-        yield* landEach(b, keys).pipe(
+        yield* b.metrics.spill(landEach(b, keys)).pipe(
           Effect.ensuring(
             Effect.sync(() => {
               b.landing = undefined
@@ -365,6 +370,7 @@ const landEach = (b: Buffered, keys: ReadonlyArray<Key.Path>): Effect.Effect<voi
   Effect.gen(function* () {
     for (const path of keys) {
       yield* landKey(b, path)
+      yield* b.metrics.spilled(b.ledger.get(path)!.strandedBytes)
       b.ledger.landed(path)
     }
   })
@@ -471,7 +477,7 @@ const appendOrWait = (
   if (b.ledger.memory > 0 && b.ledger.memory + size > b.bound) {
     b.demand = Math.max(b.demand, size)
     wakeFlusher(b)
-    return Effect.succeed(wait(b.room))
+    return Effect.as(b.metrics.waited, wait(b.room))
   }
   return Effect.map(b.fast.append(paths, values), () => {
     if (id !== undefined) b.ids.add(id)

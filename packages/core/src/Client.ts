@@ -54,6 +54,7 @@ import * as BufferPool from "./BufferPool.ts"
 import * as ClientStream from "./ClientStream.ts"
 import * as Handshake from "./Handshake.ts"
 import type * as Key from "./Key.ts"
+import * as Observe from "./Observe.ts"
 import * as Server from "./Server.ts"
 import * as Store from "./Store.ts"
 import * as Wire from "./Wire.ts"
@@ -573,7 +574,7 @@ export const make = (options: Options): Effect.Effect<Store.Shape, Store.StoreEr
             )
       )
 
-    return yield* Store.make({
+    return yield* Observe.make("Client", {
       append,
       get,
       iset: (path, value) => Effect.asVoid(request("iset", { _tag: "Iset", path, value })),

@@ -20,6 +20,7 @@ import { Effect, Layer, type Scope, Stream } from "effect"
 import * as Bytes from "./Bytes.ts"
 import { CallIds } from "./CallIds.ts"
 import * as Key from "./Key.ts"
+import * as Observe from "./Observe.ts"
 import * as Pieces from "./Pieces.ts"
 import * as Store from "./Store.ts"
 
@@ -48,7 +49,7 @@ export const make: Effect.Effect<Store.Shape, never, Scope.Scope> = Effect.gen(f
   const slots = Key.keySetCache((paths: ReadonlyArray<Key.Path>) => paths.map(slotOf))
   const ids = new CallIds()
   yield* Effect.addFinalizer(() => Effect.sync(() => data.clear()))
-  return yield* Store.make({
+  return yield* Observe.make("Dict", {
     append: (paths, values, id) =>
       Effect.sync(() => {
         if (id !== undefined) {

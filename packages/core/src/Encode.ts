@@ -34,6 +34,7 @@
 import { Context, Effect, Layer, type Scope, Stream } from "effect"
 import { type Codec, type CodecError, decodeStream, decodeValues, encodeFrames, toStoreError } from "./Codec.ts"
 import type * as Key from "./Key.ts"
+import * as Observe from "./Observe.ts"
 import * as Pieces from "./Pieces.ts"
 import * as Store from "./Store.ts"
 
@@ -59,7 +60,7 @@ export const makeStore = (
   inner: Store.Shape
 ): Effect.Effect<Store.Shape, never, Scope.Scope> => {
   const backend = Store.toBackend(inner)
-  return Store.make({
+  return Observe.make("Encode", {
     append: (paths, values, id) =>
       Effect.flatMap(
         Effect.mapError(encodeFrames(codec, paths, values), (e) => toStoreError("append", e)),

@@ -41,6 +41,7 @@
  * @since 0.1.0
  */
 import { Cause, Effect, Fiber, Layer, Scope, Stream } from "effect"
+import * as Observe from "./Observe.ts"
 import * as Store from "./Store.ts"
 
 /**
@@ -113,7 +114,8 @@ export const make = (store: Store.Shape, options: Options): Effect.Effect<Store.
     // The shell of `Store.make` validates keys and values before an append is
     // started, so a bad call fails its own call and never reaches the store.
     const inner = Store.toBackend(store)
-    return yield* Store.make(
+    return yield* Observe.make(
+      "Pipelined",
       {
         append: (paths, values, id) =>
           Effect.gen(function* () {

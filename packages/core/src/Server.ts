@@ -36,6 +36,7 @@
 import type * as Net from "node:net"
 import type * as Tls from "node:tls"
 import { Config, Context, Effect, FiberSet, Layer, Option, type Redacted, type Scope } from "effect"
+import * as Metrics from "./Metrics.ts"
 import * as ServerConnection from "./ServerConnection.ts"
 import * as ServerHandshake from "./ServerHandshake.ts"
 import * as ServerListen from "./ServerListen.ts"
@@ -268,9 +269,10 @@ export const make = (store: Store.Shape, options: Options): Effect.Effect<Info, 
     let refusedConnections = 0
     // Made before listening, so closed after the connections: running requests are interrupted last.
     const run = yield* FiberSet.makeRuntime<never, ServerRequests.Result, Store.StoreError>()
+    const metrics = yield* Metrics.server
     const shared: ServerConnection.Shared = {
       requests: ServerRequests.make(store, limits),
-      run,
+      run: metrics.running(run),
       limits,
       logDebug: (message, cause) => {
         run(Effect.as(Effect.logDebug(`partd Server: ${message}`, cause), undefined))
@@ -283,7 +285,10 @@ export const make = (store: Store.Shape, options: Options): Effect.Effect<Info, 
     }
     const server = yield* ServerListen.listen(
       options.address,
-      (socket) => ServerConnection.serve(socket, shared),
+      (socket) => {
+        metrics.connected(socket)
+        ServerConnection.serve(socket, shared)
+      },
       tlsServerOptions(options.tls)
     )
     return Server.of({ address: boundAddress(options.address, server), refusedConnections: () => refusedConnections })

@@ -54,20 +54,32 @@ export * as Dict from "./Dict.ts"
  * @since 0.1.0
  */
 export * as Encode from "./Encode.ts"
-
 /**
  * Framing: partd's 8-byte little-endian length frames.
  *
  * @since 0.1.0
  */
 export * as Framing from "./Framing.ts"
-
 /**
  * Keys, tuple keys and their validation.
  *
  * @since 0.1.0
  */
 export * as Key from "./Key.ts"
+/**
+ * Metrics: the `partd_` metrics stores, Buffer and Server record.
+ *
+ * @since 0.1.0
+ */
+export * as Metrics from "./Metrics.ts"
+
+/**
+ * Observe: a store's calls as spans (`partd.<Store>.<operation>`) and metrics.
+ *
+ * @since 0.1.0
+ */
+export * as Observe from "./Observe.ts"
+
 /**
  * Pieces: the byte streams `Store.stream` yields, cut to size.
  *

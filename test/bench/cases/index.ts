@@ -5,6 +5,7 @@ import { codecsCases } from "./codecs.ts"
 import { coreCases } from "./core.ts"
 import { fileCases } from "./file.ts"
 import type { BenchCase } from "./model.ts"
+import { observeCases } from "./observe.ts"
 import { redisCases } from "./redis.ts"
 import { serverCases } from "./server.ts"
 
@@ -15,5 +16,6 @@ export const cases: ReadonlyArray<BenchCase> = [
   ...fileCases,
   ...redisCases,
   ...codecsCases,
-  ...serverCases
+  ...serverCases,
+  ...observeCases
 ]

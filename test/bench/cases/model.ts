@@ -61,4 +61,11 @@ export interface BenchCase {
    * store left in `dir` after the append phase (for stores that write there).
    */
   readonly reportRatio?: boolean
+  /**
+   * What tracing the row runs with, to measure what spans cost: by default
+   * none is installed (a store then makes no spans); `false` disables
+   * tracing; `"exported"` installs a tracer that makes every span as an
+   * exporter would receive it, then drops it.
+   */
+  readonly spans?: false | "exported"
 }
