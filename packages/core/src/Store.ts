@@ -287,11 +287,11 @@ export interface Backend {
   readonly delete: (paths: ReadonlyArray<Key.Path>) => Effect.Effect<void, StoreError>
   readonly drop: Effect.Effect<void, StoreError>
   /** `Store.Shape.stream` over a validated path; `chunkBytes` is a validated positive integer. */
-  readonly stream?: (path: Key.Path, chunkBytes: number) => Stream.Stream<Uint8Array, StoreError>
+  readonly stream: (path: Key.Path, chunkBytes: number) => Stream.Stream<Uint8Array, StoreError>
   /** `Store.Shape.keys`. */
-  readonly keys?: Stream.Stream<Key.Path, StoreError>
+  readonly keys: Stream.Stream<Key.Path, StoreError>
   /** `Store.Shape.size` over validated paths. */
-  readonly size?: (paths: ReadonlyArray<Key.Path>) => Effect.Effect<ReadonlyArray<number>, StoreError>
+  readonly size: (paths: ReadonlyArray<Key.Path>) => Effect.Effect<ReadonlyArray<number>, StoreError>
   /**
    * Optional, for in-memory backends: the chunks each path holds, unjoined, so
    * that a wrapping store (Buffer) can move or join them with one copy instead
@@ -615,9 +615,9 @@ export interface Operations<A, R, E, S = R> {
   readonly iset: (path: Key.Path, value: A) => Effect.Effect<void, E>
   readonly delete: (paths: ReadonlyArray<Key.Path>) => Effect.Effect<void, E>
   readonly drop: Effect.Effect<void, E>
-  readonly stream?: ((path: Key.Path, chunkBytes: number) => Stream.Stream<S, E>) | undefined
-  readonly keys?: Stream.Stream<Key.Path, E> | undefined
-  readonly size?: ((paths: ReadonlyArray<Key.Path>) => Effect.Effect<ReadonlyArray<number>, E>) | undefined
+  readonly stream: (path: Key.Path, chunkBytes: number) => Stream.Stream<S, E>
+  readonly keys: Stream.Stream<Key.Path, E>
+  readonly size: (paths: ReadonlyArray<Key.Path>) => Effect.Effect<ReadonlyArray<number>, E>
 }
 
 /**
@@ -727,13 +727,11 @@ export const shell = <A, R, E, I = Input<A>, S = R>(
           if (path instanceof StoreError) return Stream.fail(path)
           const chunkBytes = streamOptions?.chunkBytes ?? defaultChunkBytes
           if (!Number.isSafeInteger(chunkBytes) || chunkBytes < 1) return Stream.fail(badChunkBytes(chunkBytes))
-          return operations.stream === undefined
-            ? Stream.fail(unsupported("stream"))
-            : operations.stream(path, chunkBytes)
+          return operations.stream(path, chunkBytes)
         }),
       keys: Stream.suspend((): Stream.Stream<Key.Path, E | StoreError> => {
         if (closed) return Stream.fail(closedError("keys"))
-        return operations.keys ?? Stream.fail(unsupported("keys"))
+        return operations.keys
       }),
       size: (keys) =>
         Effect.suspend((): Effect.Effect<ReadonlyArray<number>, E | StoreError> => {
@@ -741,7 +739,7 @@ export const shell = <A, R, E, I = Input<A>, S = R>(
           const paths = toPaths("size", keys)
           if (paths instanceof StoreError) return Effect.fail(paths)
           if (skipEmpty && paths.length === 0) return Effect.succeed([])
-          return operations.size === undefined ? Effect.fail(unsupported("size")) : operations.size(paths)
+          return operations.size(paths)
         })
     }
   })
@@ -766,10 +764,6 @@ const badChunkBytes = (chunkBytes: unknown): StoreError =>
     method: "stream",
     description: `chunkBytes must be a positive integer, got ${String(chunkBytes)}`
   })
-
-// Until every store implements stream, keys and size (issue #17).
-const unsupported = (method: string): StoreError =>
-  new StoreError({ reason: "Io", method, description: "this store does not implement it yet" })
 
 const checkBytes = (method: string, key: unknown, value: unknown): StoreError | undefined =>
   value instanceof Uint8Array ? undefined : badValue(method, key, value)
@@ -819,18 +813,7 @@ export const make = (
       },
       { parse: toBatch, checkValue: checkBytes, forwardEmpty: options?.forwardEmpty }
     )
-    // Until every backend implements stream, keys and size (#17), the Backend a
-    // wrapping store gets through `toBackend` fails them as the shell does.
-    const complete: Backend =
-      backend.stream !== undefined && backend.keys !== undefined && backend.size !== undefined
-        ? backend
-        : {
-            ...backend,
-            stream: backend.stream ?? (() => Stream.fail(unsupported("stream"))),
-            keys: backend.keys ?? Stream.fail(unsupported("keys")),
-            size: backend.size ?? (() => Effect.fail(unsupported("size")))
-          }
-    const withBackend: Shape & { readonly [BackendTypeId]: Backend } = { ...store, [BackendTypeId]: complete }
+    const withBackend: Shape & { readonly [BackendTypeId]: Backend } = { ...store, [BackendTypeId]: backend }
     return Store.of(withBackend)
   })
 

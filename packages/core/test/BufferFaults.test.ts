@@ -53,7 +53,10 @@ const keyByKey = (store: Store.Shape, writes: { left: number }) => {
     get: (paths) => inner.get(paths),
     iset: (path, value) => inner.iset(path, value),
     delete: (paths) => inner.delete(paths),
-    drop: inner.drop
+    drop: inner.drop,
+    stream: inner.stream,
+    keys: inner.keys,
+    size: inner.size
   })
 }
 

@@ -71,7 +71,10 @@ describe("metrics", () => {
           get: (paths) => Effect.succeed(paths.map(() => new Uint8Array(0))),
           iset: () => Effect.void,
           delete: () => Effect.void,
-          drop: Effect.void
+          drop: Effect.void,
+          stream: () => Stream.empty,
+          keys: Stream.empty,
+          size: (paths) => Effect.succeed(paths.map(() => 0))
         })
         const error = yield* Effect.flip(failing.append({ k: bytes(3) }))
         expect(error.reason).toBe("Io")
@@ -133,7 +136,10 @@ describe("metrics", () => {
           get: (paths) => Effect.succeed(paths.map(() => new Uint8Array(0))),
           iset: () => Effect.void,
           delete: () => Effect.void,
-          drop: Effect.void
+          drop: Effect.void,
+          stream: () => Stream.empty,
+          keys: Stream.empty,
+          size: (paths) => Effect.succeed(paths.map(() => 0))
         })
         yield* Server.make(slow, { address: { path } })
         const server = { store: "Server" }
@@ -205,7 +211,10 @@ describe("spans", () => {
           get: (paths) => Effect.succeed(paths.map(() => new Uint8Array(0))),
           iset: () => Effect.void,
           delete: () => Effect.void,
-          drop: Effect.void
+          drop: Effect.void,
+          stream: () => Stream.empty,
+          keys: Stream.empty,
+          size: (paths) => Effect.succeed(paths.map(() => 0))
         })
         yield* Effect.flip(failing.append({ k: bytes(1) }))
       }).pipe(Effect.withTracer(tracer), Effect.scoped)
@@ -227,7 +236,10 @@ describe("spans", () => {
         get: (paths) => Effect.succeed(paths.map(() => new Uint8Array(0))),
         iset: () => Effect.void,
         delete: () => Effect.void,
-        drop: Effect.void
+        drop: Effect.void,
+        stream: () => Stream.empty,
+        keys: Stream.empty,
+        size: (paths) => Effect.succeed(paths.map(() => 0))
       })
       yield* probe.append({ k: bytes(1) })
       expect(seen).toBeUndefined()

@@ -7,7 +7,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Client, Dict, Pipelined, Server, Store, Buffer as StoreBuffer, Wire } from "@partd/core"
 import * as Handshake from "@partd/core/Handshake"
 import { pattern, suite } from "@partd/test/StoreSuite"
-import { Context, Effect, Exit, Fiber, Layer, Schedule, Scope } from "effect"
+import { Context, Effect, Exit, Fiber, Layer, Schedule, Scope, Stream } from "effect"
 
 let socketCounter = 0
 /** A fresh Unix socket path (short: socket paths are limited to ~100 bytes). */
@@ -424,7 +424,10 @@ describe("Client and Server", () => {
           get: (paths) => Effect.succeed(paths.map(() => new Uint8Array(0))),
           iset: () => Effect.void,
           delete: () => Effect.void,
-          drop: Effect.void
+          drop: Effect.void,
+          stream: () => Stream.empty,
+          keys: Stream.empty,
+          size: (paths) => Effect.succeed(paths.map(() => 0))
         })
       )
       const context = yield* Layer.build(Server.layer({ address: { port: 0 } }).pipe(Layer.provide(failing)))
