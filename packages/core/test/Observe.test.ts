@@ -9,6 +9,7 @@ import * as os from "node:os"
 import * as nodePath from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { Buffer, Client, Dict, Metrics, Observe, Server, Store } from "@partd/core"
+import { emptyBackend } from "@partd/test/EmptyBackend"
 import { Effect, Fiber, Latch, Metric, Option, References, Stream, Tracer } from "effect"
 
 const bytes = (n: number, fill = 1) => new Uint8Array(n).fill(fill)
@@ -66,16 +67,12 @@ describe("metrics", () => {
   it.effect("a failed call is counted with its error's reason", () =>
     isolated(
       Effect.gen(function* () {
-        const failing = yield* Observe.make("Failing", {
-          append: () => Effect.fail(Store.ioError("append", new Error("disk on fire"))),
-          get: (paths) => Effect.succeed(paths.map(() => new Uint8Array(0))),
-          iset: () => Effect.void,
-          delete: () => Effect.void,
-          drop: Effect.void,
-          stream: () => Stream.empty,
-          keys: Stream.empty,
-          size: (paths) => Effect.succeed(paths.map(() => 0))
-        })
+        const failing = yield* Observe.make(
+          "Failing",
+          emptyBackend({
+            append: () => Effect.fail(Store.ioError("append", new Error("disk on fire")))
+          })
+        )
         const error = yield* Effect.flip(failing.append({ k: bytes(3) }))
         expect(error.reason).toBe("Io")
         const store = { store: "Failing", operation: "append" }
@@ -131,16 +128,12 @@ describe("metrics", () => {
       Effect.gen(function* () {
         const path = nodePath.join(os.tmpdir(), `partd-observe-${process.pid}-${Date.now()}.sock`)
         const gate = yield* Latch.make()
-        const slow = yield* Observe.make("Gated", {
-          append: () => gate.await,
-          get: (paths) => Effect.succeed(paths.map(() => new Uint8Array(0))),
-          iset: () => Effect.void,
-          delete: () => Effect.void,
-          drop: Effect.void,
-          stream: () => Stream.empty,
-          keys: Stream.empty,
-          size: (paths) => Effect.succeed(paths.map(() => 0))
-        })
+        const slow = yield* Observe.make(
+          "Gated",
+          emptyBackend({
+            append: () => gate.await
+          })
+        )
         yield* Server.make(slow, { address: { path } })
         const server = { store: "Server" }
         expect(yield* value("partd_server_connections", server)).toBe(0)
@@ -206,16 +199,12 @@ describe("spans", () => {
     Effect.gen(function* () {
       const { spans, tracer } = recording()
       yield* Effect.gen(function* () {
-        const failing = yield* Observe.make("Failing", {
-          append: () => Effect.fail(Store.ioError("append", new Error("disk on fire"))),
-          get: (paths) => Effect.succeed(paths.map(() => new Uint8Array(0))),
-          iset: () => Effect.void,
-          delete: () => Effect.void,
-          drop: Effect.void,
-          stream: () => Stream.empty,
-          keys: Stream.empty,
-          size: (paths) => Effect.succeed(paths.map(() => 0))
-        })
+        const failing = yield* Observe.make(
+          "Failing",
+          emptyBackend({
+            append: () => Effect.fail(Store.ioError("append", new Error("disk on fire")))
+          })
+        )
         yield* Effect.flip(failing.append({ k: bytes(1) }))
       }).pipe(Effect.withTracer(tracer), Effect.scoped)
       const span = spans.find((s) => s.name === "partd.Failing.append")!
@@ -228,19 +217,15 @@ describe("spans", () => {
   it.effect("with no tracer installed an operation makes no span; with one, the backend runs inside its span", () =>
     Effect.gen(function* () {
       let seen: string | undefined = "not called"
-      const probe = yield* Observe.make("Probe", {
-        append: () =>
-          Effect.map(Effect.option(Effect.currentSpan), (span) => {
-            seen = Option.isSome(span) ? span.value.name : undefined
-          }),
-        get: (paths) => Effect.succeed(paths.map(() => new Uint8Array(0))),
-        iset: () => Effect.void,
-        delete: () => Effect.void,
-        drop: Effect.void,
-        stream: () => Stream.empty,
-        keys: Stream.empty,
-        size: (paths) => Effect.succeed(paths.map(() => 0))
-      })
+      const probe = yield* Observe.make(
+        "Probe",
+        emptyBackend({
+          append: () =>
+            Effect.map(Effect.option(Effect.currentSpan), (span) => {
+              seen = Option.isSome(span) ? span.value.name : undefined
+            })
+        })
+      )
       yield* probe.append({ k: bytes(1) })
       expect(seen).toBeUndefined()
       const { tracer } = recording()

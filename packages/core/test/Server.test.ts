@@ -6,8 +6,9 @@ import * as nodePath from "node:path"
 import { describe, expect, it } from "@effect/vitest"
 import { Client, Dict, Pipelined, Server, Store, Buffer as StoreBuffer, Wire } from "@partd/core"
 import * as Handshake from "@partd/core/Handshake"
+import { emptyBackend } from "@partd/test/EmptyBackend"
 import { pattern, suite } from "@partd/test/StoreSuite"
-import { Context, Effect, Exit, Fiber, Layer, Schedule, Scope, Stream } from "effect"
+import { Context, Effect, Exit, Fiber, Layer, Schedule, Scope } from "effect"
 
 let socketCounter = 0
 /** A fresh Unix socket path (short: socket paths are limited to ~100 bytes). */
@@ -419,16 +420,12 @@ describe("Client and Server", () => {
     Effect.gen(function* () {
       const failing = Layer.effect(
         Store.Store,
-        Store.make({
-          append: () => Effect.fail(new Store.StoreError({ reason: "Io", method: "append", description: "disk full" })),
-          get: (paths) => Effect.succeed(paths.map(() => new Uint8Array(0))),
-          iset: () => Effect.void,
-          delete: () => Effect.void,
-          drop: Effect.void,
-          stream: () => Stream.empty,
-          keys: Stream.empty,
-          size: (paths) => Effect.succeed(paths.map(() => 0))
-        })
+        Store.make(
+          emptyBackend({
+            append: () =>
+              Effect.fail(new Store.StoreError({ reason: "Io", method: "append", description: "disk full" }))
+          })
+        )
       )
       const context = yield* Layer.build(Server.layer({ address: { port: 0 } }).pipe(Layer.provide(failing)))
       const address = Context.get(context, Server.Server).address
