@@ -18,7 +18,7 @@
  * @since 0.1.0
  */
 import * as fs from "node:fs"
-import { Store } from "@partd/core"
+import { Pieces, Store } from "@partd/core"
 import { Effect, Stream } from "effect"
 
 /**
@@ -71,26 +71,22 @@ export const stream = (
       (opened): Stream.Stream<Uint8Array, Store.StoreError> => {
         if (opened === undefined || opened.size === 0) return Stream.empty
         const { fd, size } = opened
-        return Stream.unfold(0, (position) => {
-          if (position >= size) return Effect.succeed(undefined)
-          const length = Math.min(chunkBytes, size - position)
-          return readAt(fd, length, position).pipe(
-            Effect.uninterruptible,
-            Effect.mapError((cause) => Store.ioError("stream", cause, path)),
-            Effect.flatMap((piece) =>
-              piece.byteLength === length
-                ? Effect.succeed([piece, position + length] as const)
-                : Effect.fail(
-                    new Store.StoreError({
-                      reason: "Io",
-                      method: "stream",
-                      key: path,
-                      description: `the key's file was cut below the ${size} bytes it had when the stream started`
-                    })
-                  )
-            )
-          )
-        })
+        return Pieces.fromRanges(
+          size,
+          chunkBytes,
+          (position, length) =>
+            readAt(fd, length, position).pipe(
+              Effect.uninterruptible,
+              Effect.mapError((cause) => Store.ioError("stream", cause, path))
+            ),
+          () =>
+            new Store.StoreError({
+              reason: "Io",
+              method: "stream",
+              key: path,
+              description: `the key's file was cut below the ${size} bytes it had when the stream started`
+            })
+        )
       }
     )
   )

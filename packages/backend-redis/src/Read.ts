@@ -20,7 +20,7 @@
  *
  * @since 0.1.0
  */
-import { Store } from "@partd/core"
+import { Pieces, Store } from "@partd/core"
 import { Effect, Option, Stream } from "effect"
 import { Cluster, type Redis as IORedis } from "ioredis"
 import * as Append from "./Append.ts"
@@ -44,27 +44,27 @@ export const stream = (
   key: string,
   chunkBytes: number
 ): Stream.Stream<Uint8Array, Store.StoreError> =>
-  Stream.suspend(() => {
-    let length = -1
-    return Stream.unfold(0, (offset: number) =>
-      Effect.gen(function* () {
-        if (length < 0) length = yield* retrying.run("stream", "always", () => client.strlen(key))
-        if (offset >= length) return undefined
-        const end = Math.min(length, offset + chunkBytes)
-        const piece = yield* retrying.run("stream", "always", () => client.getrangeBuffer(key, offset, end - 1))
-        if (piece.byteLength !== end - offset) {
-          return yield* Effect.fail(
+  Stream.unwrap(
+    Effect.map(
+      retrying.run("stream", "always", () => client.strlen(key)),
+      (length) =>
+        Pieces.fromRanges(
+          length,
+          chunkBytes,
+          (offset, bytes) =>
+            Effect.map(
+              retrying.run("stream", "always", () => client.getrangeBuffer(key, offset, offset + bytes - 1)),
+              Routing.toValue
+            ),
+          (at) =>
             new Store.StoreError({
               reason: "Io",
               method: "stream",
-              description: `redis: ${key} shrank from ${length} to ${offset + piece.byteLength} bytes while it streamed (deleted or replaced)`
+              description: `redis: ${key} shrank from ${length} to ${at} bytes while it streamed (deleted or replaced)`
             })
-          )
-        }
-        return [Routing.toValue(piece), end] as const
-      })
+        )
     )
-  })
+  )
 
 /** The paths on one page of a `SCAN` that are keys holding bytes. */
 const keysOfPage = async (node: IORedis, keyPrefix: string, found: ReadonlyArray<Buffer>): Promise<Array<string>> => {

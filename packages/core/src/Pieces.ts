@@ -14,6 +14,9 @@
  *   must stop at the length a value had when the stream started (Buffer's
  *   slow part, which the flusher may grow meanwhile).
  *
+ * Stores that read a value in ranges from where it lies (File's positional
+ * reads, Redis's `GETRANGE`) use {@link fromRanges}.
+ *
  * @since 0.1.0
  */
 import { Cause, Effect, type Pull, Stream } from "effect"
@@ -74,6 +77,33 @@ export const fromChunks = (
     })
   )
 }
+
+/**
+ * A value of `length` bytes as pieces of `chunkBytes` (the last one shorter),
+ * each read with `read(offset, bytes)` when the stream is pulled for it, one
+ * at a time and nothing ahead. A read that gives fewer bytes than asked means
+ * the value shrank under the stream (deleted, replaced, cut): the stream
+ * fails with `shrunk(at)`, `at` being how many bytes were there, after the
+ * pieces before it.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromRanges = <E, R>(
+  length: number,
+  chunkBytes: number,
+  read: (offset: number, bytes: number) => Effect.Effect<Uint8Array, E, R>,
+  shrunk: (at: number) => E
+): Stream.Stream<Uint8Array, E, R> =>
+  Stream.unfold(0, (offset: number) => {
+    if (offset >= length) return Effect.succeed(undefined)
+    const bytes = Math.min(chunkBytes, length - offset)
+    return Effect.flatMap(read(offset, bytes), (piece) =>
+      piece.byteLength === bytes
+        ? Effect.succeed([piece, offset + bytes] as const)
+        : Effect.fail(shrunk(offset + piece.byteLength))
+    )
+  })
 
 /**
  * The first `n` bytes of a byte stream (all of it, if it is shorter).
