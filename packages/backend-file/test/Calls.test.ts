@@ -7,57 +7,25 @@
  */
 import { type ChildProcess, spawn } from "node:child_process"
 import * as fs from "node:fs"
-import * as os from "node:os"
 import * as nodePath from "node:path"
 import { fileURLToPath } from "node:url"
 import { describe, expect, it } from "@effect/vitest"
-import { File, FileName } from "@partd/backend-file"
+import { FileName } from "@partd/backend-file"
 import * as Calls from "@partd/backend-file/Calls"
 import * as Intent from "@partd/backend-file/Intent"
 import * as Lock from "@partd/backend-file/Lock"
-import { Store } from "@partd/core"
-import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { Effect } from "effect"
+import { bytes, openStore as open, openScoped, tempDir, text, wholeRecords } from "./Helpers.ts"
 
 const idAppender = fileURLToPath(new URL("./fixtures/id-appender.ts", import.meta.url))
 
-const bytes = (s: string): Uint8Array => new TextEncoder().encode(s)
-const text = (u: Uint8Array): string => new TextDecoder().decode(u)
-
-const tempBase = Effect.acquireRelease(
-  Effect.sync(() => fs.mkdtempSync(nodePath.join(os.tmpdir(), "partd-file-calls-"))),
-  (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
-)
-
-const open = (options: File.Options) =>
-  Effect.map(Layer.build(File.layer(options)), (context) => Context.get(context, Store.Store))
-
-/** A store in its own scope, closed by the returned effect: a process that comes and goes. */
-const openScoped = (options: File.Options) =>
-  Effect.gen(function* () {
-    const scope = yield* Scope.make()
-    const store = Context.get(yield* Layer.buildWithScope(File.layer(options), scope), Store.Store)
-    return { store, close: Scope.close(scope, Exit.void) }
-  })
+const tempBase = tempDir("partd-file-calls-")
 
 /** Record `n` of the id appender: its number as a u32, then `size - 4` bytes of `n & 0xff`. */
 const record = (n: number, size: number): Uint8Array => {
   const out = new Uint8Array(size).fill(n & 0xff)
   new DataView(out.buffer).setUint32(0, n)
   return out
-}
-
-/** Checks that `value` is records 0, 1, 2, … each whole and each once; returns how many. */
-const wholeRecords = (value: Uint8Array, size: number): number => {
-  expect(value.byteLength % size).toBe(0)
-  const view = new DataView(value.buffer, value.byteOffset, value.byteLength)
-  const count = value.byteLength / size
-  for (let n = 0; n < count; n++) {
-    const offset = n * size
-    expect(view.getUint32(offset)).toBe(n)
-    for (let i = 4; i < size; i += 997) if (value[offset + i] !== (n & 0xff)) throw new Error(`record ${n} is torn`)
-    expect(value[offset + size - 1]).toBe(n & 0xff)
-  }
-  return count
 }
 
 describe("File call ids", () => {

@@ -17,6 +17,7 @@ import * as Handshake from "@partd/core/Handshake"
 import * as ServerStream from "@partd/core/ServerStream"
 import { suite } from "@partd/test/StoreSuite"
 import { Context, Effect, Exit, Layer, Scope, Stream } from "effect"
+import { bytes, tempDir, text } from "./Helpers.ts"
 
 let socketCounter = 0
 const socketPath = (): string => nodePath.join(os.tmpdir(), `partd-fcs-${process.pid}-${socketCounter++}.sock`)
@@ -33,8 +34,6 @@ suite(
   { propertyRuns: 10 }
 )
 
-const bytes = (s: string): Uint8Array => new TextEncoder().encode(s)
-const text = (u: Uint8Array): string => new TextDecoder().decode(u)
 const join = (pieces: ReadonlyArray<Uint8Array>): Uint8Array => Buffer.concat(pieces)
 
 const pattern = (start: number, length: number): Uint8Array => {
@@ -43,10 +42,7 @@ const pattern = (start: number, length: number): Uint8Array => {
   return out
 }
 
-const tempBase = Effect.acquireRelease(
-  Effect.sync(() => fs.mkdtempSync(nodePath.join(os.tmpdir(), "partd-fcs-"))),
-  (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
-)
+const tempBase = tempDir("partd-fcs-")
 
 /** How many of this process's file descriptors point into `dir`. */
 const openFilesUnder = (dir: string): number =>

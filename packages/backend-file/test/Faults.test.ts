@@ -16,18 +16,13 @@ import * as Lock from "@partd/backend-file/Lock"
 import { Store } from "@partd/core"
 import { requirePython, runPython } from "@partd/test/Python"
 import { Cause, Context, Effect, Exit, Layer, Scope } from "effect"
+import { bytes, openStore as open, tempDir, text, wholeRecords } from "./Helpers.ts"
 
 const bigAppender = fileURLToPath(new URL("./fixtures/big-appender.ts", import.meta.url))
 const manyKeys = fileURLToPath(new URL("./fixtures/many-keys.ts", import.meta.url))
 
-const bytes = (s: string): Uint8Array => new TextEncoder().encode(s)
-const text = (u: Uint8Array): string => new TextDecoder().decode(u)
-
 /** A fresh directory for one test, removed when the test's scope closes. */
-const tempBase = Effect.acquireRelease(
-  Effect.sync(() => fs.mkdtempSync(nodePath.join(os.tmpdir(), "partd-file-faults-"))),
-  (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
-)
+const tempBase = tempDir("partd-file-faults-")
 
 /** A tmpfs of `size` (e.g. "1m") mounted for the test's scope; returns its mount point. */
 const tmpfs = (size: string) =>
@@ -46,8 +41,6 @@ const tmpfs = (size: string) =>
   )
 
 /** Builds a File store in the test's scope. */
-const open = (options: File.Options) =>
-  Effect.map(Layer.build(File.layer(options)), (context) => Context.get(context, Store.Store))
 
 /** The StoreError a failed exit carries. */
 const storeError = <A>(exit: Exit.Exit<A, Store.StoreError>): Store.StoreError => {
@@ -180,20 +173,6 @@ const killMidAppend = (dir: string, size: number, afterMs: number): Promise<void
       else reject(new Error(`the appender exited with ${code} before it was killed: ${stderr}`))
     })
   })
-
-/** Checks that `value` is records 0, 1, 2, … each whole; returns how many. */
-const wholeRecords = (value: Uint8Array, size: number): number => {
-  expect(value.byteLength % size).toBe(0)
-  const view = new DataView(value.buffer, value.byteOffset, value.byteLength)
-  const count = value.byteLength / size
-  for (let n = 0; n < count; n++) {
-    const offset = n * size
-    expect(view.getUint32(offset)).toBe(n)
-    for (let i = 4; i < size; i += 997) if (value[offset + i] !== (n & 0xff)) throw new Error(`record ${n} is torn`)
-    expect(value[offset + size - 1]).toBe(n & 0xff)
-  }
-  return count
-}
 
 describe("File after a writer is killed mid-append", () => {
   it.live(

@@ -7,6 +7,7 @@ import { Buffer, Dict, Store } from "@partd/core"
 import { requirePython, runPython } from "@partd/test/Python"
 import { suite } from "@partd/test/StoreSuite"
 import { Cause, Context, Effect, Exit, Fiber, Layer, Scope } from "effect"
+import { bytes, tempDir, text } from "./Helpers.ts"
 
 // The explicit-dir store drops its own directory on close; its parent is the test's to remove.
 const explicitDir = fs.mkdtempSync(nodePath.join(os.tmpdir(), "partd-file-suite-"))
@@ -22,14 +23,8 @@ suite(
   { propertyRuns: 10 }
 )
 
-const bytes = (s: string): Uint8Array => new TextEncoder().encode(s)
-const text = (u: Uint8Array): string => new TextDecoder().decode(u)
-
 /** A fresh directory for one test, removed when the test's scope closes. */
-const tempBase = Effect.acquireRelease(
-  Effect.sync(() => fs.mkdtempSync(nodePath.join(os.tmpdir(), "partd-file-test-"))),
-  (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
-)
+const tempBase = tempDir("partd-file-test-")
 
 /** Builds a File store in its own scope; returns it with the scope, to close it by hand. */
 const open = (options: File.Options) =>

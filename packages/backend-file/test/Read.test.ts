@@ -6,35 +6,19 @@
  */
 import { spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
-import * as os from "node:os"
 import * as nodePath from "node:path"
 import { fileURLToPath } from "node:url"
 import { describe, expect, it } from "@effect/vitest"
-import { File, FileName } from "@partd/backend-file"
-import { Store } from "@partd/core"
+import { FileName } from "@partd/backend-file"
+import type { Store } from "@partd/core"
 import { requirePython, runPython } from "@partd/test/Python"
-import { Context, Effect, Exit, Fiber, Layer, Scope, Stream } from "effect"
+import { Effect, Exit, Fiber, Stream } from "effect"
+import { bytes, openStore as open, openScoped, tempDir, text } from "./Helpers.ts"
 
 const appender = fileURLToPath(new URL("./fixtures/appender.ts", import.meta.url))
 const streamMemory = fileURLToPath(new URL("./fixtures/stream-memory.ts", import.meta.url))
 
-const bytes = (s: string): Uint8Array => new TextEncoder().encode(s)
-const text = (u: Uint8Array): string => new TextDecoder().decode(u)
-
-const tempBase = Effect.acquireRelease(
-  Effect.sync(() => fs.mkdtempSync(nodePath.join(os.tmpdir(), "partd-file-read-"))),
-  (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
-)
-
-const open = (options: File.Options) =>
-  Effect.map(Layer.build(File.layer(options)), (context) => Context.get(context, Store.Store))
-
-const openScoped = (options: File.Options) =>
-  Effect.gen(function* () {
-    const scope = yield* Scope.make()
-    const store = Context.get(yield* Layer.buildWithScope(File.layer(options), scope), Store.Store)
-    return { store, close: Scope.close(scope, Exit.void) }
-  })
+const tempBase = tempDir("partd-file-read-")
 
 const join = (pieces: ReadonlyArray<Uint8Array>): Uint8Array => Buffer.concat(pieces)
 
