@@ -10,14 +10,13 @@ import * as RedisServer from "@partd/test/RedisServer"
 import { suite } from "@partd/test/StoreSuite"
 import { Config, ConfigProvider, Effect, Layer } from "effect"
 import { Redis as IORedis } from "ioredis"
+import { bytes } from "./Helpers.ts"
 
 const cluster = RedisServer.shared({ beforeAll, afterAll }, RedisServer.cluster(3))
 
 const storeLayer = Layer.suspend(() => Redis.layerCluster({ nodes: cluster().nodes }))
 
 suite("Redis Cluster", storeLayer, { maxValueBytes: 64 * 1024 * 1024, propertyRuns: 25 })
-
-const bytes = (s: string) => new TextEncoder().encode(s)
 
 /** A plain client on every master, closed with the test's scope. */
 const masters = Effect.acquireRelease(

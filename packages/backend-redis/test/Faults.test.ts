@@ -10,21 +10,9 @@ import { describe, expect, it } from "@effect/vitest"
 import { Redis } from "@partd/backend-redis"
 import { Store } from "@partd/core"
 import * as RedisServer from "@partd/test/RedisServer"
-import { Context, Effect, Exit, Fiber, Layer } from "effect"
+import { Effect, Exit, Fiber } from "effect"
 import { Redis as IORedis } from "ioredis"
-
-const bytes = (s: string) => new TextEncoder().encode(s)
-const text = (u: Uint8Array) => new TextDecoder().decode(u)
-
-const errorOf = (exit: Exit.Exit<unknown, unknown>): Store.StoreError | undefined => {
-  if (Exit.isSuccess(exit)) return undefined
-  const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
-  return reason?._tag === "Fail" ? (reason.error as Store.StoreError) : undefined
-}
-
-/** Builds a store Layer in the current scope and returns the store. */
-const build = (layer: Layer.Layer<Store.Store, Store.StoreError>) =>
-  Effect.map(Layer.build(layer), (context) => Context.get(context, Store.Store))
+import { build, bytes, errorOf, text } from "./Helpers.ts"
 
 describe("Redis faults", () => {
   it.live("an unreachable server fails the Layer with Unavailable within readyTimeout", () =>

@@ -8,27 +8,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { Redis } from "@partd/backend-redis"
-import { Store } from "@partd/core"
 import * as RedisServer from "@partd/test/RedisServer"
 import { pattern } from "@partd/test/StoreSuite"
-import { Context, Effect, Exit, Layer, Stream } from "effect"
+import { Effect, Layer, Stream } from "effect"
 import { Redis as IORedis } from "ioredis"
+import { build, bytes, errorOf, text } from "./Helpers.ts"
 
 const server = RedisServer.shared({ beforeAll, afterAll }, RedisServer.start())
 const cluster = RedisServer.shared({ beforeAll, afterAll }, RedisServer.cluster(3))
-
-const bytes = (s: string) => new TextEncoder().encode(s)
-const text = (u: Uint8Array) => new TextDecoder().decode(u)
-
-const errorOf = (exit: Exit.Exit<unknown, unknown>): Store.StoreError | undefined => {
-  if (Exit.isSuccess(exit)) return undefined
-  const reason = exit.cause.reasons.find((r) => r._tag === "Fail")
-  return reason?._tag === "Fail" ? (reason.error as Store.StoreError) : undefined
-}
-
-/** Builds a store Layer in the current scope and returns the store. */
-const build = (layer: Layer.Layer<Store.Store, Store.StoreError>) =>
-  Effect.map(Layer.build(layer), (context) => Context.get(context, Store.Store))
 
 const collect = <A, E>(stream: Stream.Stream<A, E>) => Stream.runCollect(stream)
 

@@ -10,6 +10,7 @@ import * as RedisServer from "@partd/test/RedisServer"
 import { suite } from "@partd/test/StoreSuite"
 import { Context, Effect, Exit, Layer, Scope } from "effect"
 import { Redis as IORedis } from "ioredis"
+import { bytes, text } from "./Helpers.ts"
 
 const server = RedisServer.shared({ beforeAll, afterAll }, RedisServer.start())
 
@@ -19,9 +20,6 @@ const pipelined = (options: Redis.Options = {}, maxPending = 4) =>
   )
 
 suite("Pipelined(Redis)", pipelined(), { propertyRuns: 25 })
-
-const bytes = (s: string) => new TextEncoder().encode(s)
-const text = (u: Uint8Array) => new TextDecoder().decode(u)
 
 const failureOf = (exit: Exit.Exit<unknown, Store.StoreError>): Store.StoreError | undefined =>
   Exit.isFailure(exit)

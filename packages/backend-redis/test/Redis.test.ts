@@ -10,15 +10,13 @@ import * as RedisServer from "@partd/test/RedisServer"
 import { suite } from "@partd/test/StoreSuite"
 import { Cause, Config, ConfigProvider, Effect, Exit, Layer, Redacted } from "effect"
 import { Command, Redis as IORedis } from "ioredis"
+import { bytes, text } from "./Helpers.ts"
 
 const server = RedisServer.shared({ beforeAll, afterAll }, RedisServer.start())
 
 const storeLayer = Layer.suspend(() => Redis.layer({ port: server().port }))
 
 suite("Redis", storeLayer, { maxValueBytes: 64 * 1024 * 1024, propertyRuns: 25 })
-
-const bytes = (s: string) => new TextEncoder().encode(s)
-const text = (u: Uint8Array) => new TextDecoder().decode(u)
 
 /** A raw ioredis client on the shared server, closed with the test's scope. */
 const raw = Effect.acquireRelease(
