@@ -49,6 +49,20 @@ const record = (w: number, c: number, k: number): Uint8Array => {
  * server (anything after its greeting) is dropped and the connection closed,
  * as a network that fails after the server applied a call.
  */
+/** A Server on a File store in a fresh directory, removed with the test's scope: the directory and the socket's path. */
+const servedFile = (prefix: string) =>
+  Effect.gen(function* () {
+    const base = fs.mkdtempSync(nodePath.join(os.tmpdir(), prefix))
+    yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(base, { recursive: true, force: true })))
+    const serverPath = nodePath.join(base, "s.sock")
+    yield* Layer.build(
+      Server.layer({ address: { path: serverPath } }).pipe(
+        Layer.provide(File.layer({ path: nodePath.join(base, "d") }))
+      )
+    )
+    return { base, serverPath }
+  })
+
 const proxy = (path: string, target: string) =>
   Effect.acquireRelease(
     Effect.callback<{
@@ -203,17 +217,9 @@ describe("Client → partd-server killed and restarted mid-shuffle", () => {
 
   it.live("an append sent again with the caller's id, through a server, is applied once", () =>
     Effect.gen(function* () {
-      const base = fs.mkdtempSync(nodePath.join(os.tmpdir(), "partd-id-"))
-      yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(base, { recursive: true, force: true })))
-      const context = yield* Layer.build(
-        Server.layer({ address: { path: nodePath.join(base, "s.sock") } }).pipe(
-          Layer.provide(File.layer({ path: nodePath.join(base, "d") }))
-        )
-      )
+      const { serverPath } = yield* servedFile("partd-id-")
       const scope = yield* Scope.make()
-      const client = yield* Client.make({ address: Context.get(context, Server.Server).address }).pipe(
-        Scope.provide(scope)
-      )
+      const client = yield* Client.make({ address: serverPath }).pipe(Scope.provide(scope))
       const chunk = new TextEncoder().encode("once;")
       yield* client.append({ k: chunk }, { id: "map-task-7-attempt-1" })
       yield* client.append({ k: chunk }, { id: "map-task-7-attempt-1" })
@@ -225,14 +231,7 @@ describe("Client → partd-server killed and restarted mid-shuffle", () => {
 
   it.live("a call applied whose reply is lost is sent again with its id and not applied twice", () =>
     Effect.gen(function* () {
-      const base = fs.mkdtempSync(nodePath.join(os.tmpdir(), "partd-lost-reply-"))
-      yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(base, { recursive: true, force: true })))
-      const serverPath = nodePath.join(base, "s.sock")
-      yield* Layer.build(
-        Server.layer({ address: { path: serverPath } }).pipe(
-          Layer.provide(File.layer({ path: nodePath.join(base, "d") }))
-        )
-      )
+      const { base, serverPath } = yield* servedFile("partd-lost-reply-")
       const relay = yield* proxy(nodePath.join(base, "p.sock"), serverPath)
       const scope = yield* Scope.make()
       const client = yield* Client.make({ address: nodePath.join(base, "p.sock"), requestTimeout: "5 seconds" }).pipe(
@@ -258,14 +257,7 @@ describe("Client → partd-server killed and restarted mid-shuffle", () => {
     "a call whose every reply is lost ends with Io naming its id; sending it again with that id applies it once",
     () =>
       Effect.gen(function* () {
-        const base = fs.mkdtempSync(nodePath.join(os.tmpdir(), "partd-deadline-"))
-        yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(base, { recursive: true, force: true })))
-        const serverPath = nodePath.join(base, "s.sock")
-        yield* Layer.build(
-          Server.layer({ address: { path: serverPath } }).pipe(
-            Layer.provide(File.layer({ path: nodePath.join(base, "d") }))
-          )
-        )
+        const { base, serverPath } = yield* servedFile("partd-deadline-")
         const relay = yield* proxy(nodePath.join(base, "p.sock"), serverPath)
         const scope = yield* Scope.make()
         const client = yield* Client.make({ address: nodePath.join(base, "p.sock"), requestTimeout: "1 second" }).pipe(
@@ -291,14 +283,7 @@ describe("Client → partd-server killed and restarted mid-shuffle", () => {
 
   it.live("Pipelined over a Client: calls resent after lost connections land once each, in their order", () =>
     Effect.gen(function* () {
-      const base = fs.mkdtempSync(nodePath.join(os.tmpdir(), "partd-order-"))
-      yield* Effect.addFinalizer(() => Effect.sync(() => fs.rmSync(base, { recursive: true, force: true })))
-      const serverPath = nodePath.join(base, "s.sock")
-      yield* Layer.build(
-        Server.layer({ address: { path: serverPath } }).pipe(
-          Layer.provide(File.layer({ path: nodePath.join(base, "d") }))
-        )
-      )
+      const { base, serverPath } = yield* servedFile("partd-order-")
       const relay = yield* proxy(nodePath.join(base, "p.sock"), serverPath)
       const scope = yield* Scope.make()
       const client = yield* Client.make({ address: nodePath.join(base, "p.sock") }).pipe(Scope.provide(scope))
