@@ -235,7 +235,7 @@ export const make = (inner: Store.Shape): Effect.Effect<TypedArrayStore, never, 
           Effect.flatMap(backend.get([dtypePath(path)]), ([dtypeBytes]) => {
             if (dtypeBytes!.byteLength === 0) {
               // No dtype: a key that holds nothing, or bytes nobody can read.
-              return Effect.map(backend.size!([path]), ([size]) =>
+              return Effect.map(backend.size([path]), ([size]) =>
                 size === 0
                   ? Stream.empty
                   : Stream.fail(codecError("Decode", path, `no dtype in ${dtypePath(path)} for ${size} bytes`))
@@ -244,11 +244,11 @@ export const make = (inner: Store.Shape): Effect.Effect<TypedArrayStore, never, 
             const dtype = decoder.decode(dtypeBytes)
             const parsed = parseDtype(dtype)
             if (typeof parsed === "string") return Effect.succeed(Stream.fail(codecError("Decode", path, parsed)))
-            return Effect.succeed(streamItems(path, dtype, parsed, backend.stream!(path, chunkBytes)))
+            return Effect.succeed(streamItems(path, dtype, parsed, backend.stream(path, chunkBytes)))
           })
         ),
-      keys: Stream.filter(backend.keys!, (path) => !path.endsWith(".dtype")),
-      size: (paths) => backend.size!(paths),
+      keys: Stream.filter(backend.keys, (path) => !path.endsWith(".dtype")),
+      size: (paths) => backend.size(paths),
       get: (paths) =>
         Effect.flatMap(backend.get([...paths, ...paths.map(dtypePath)]), (stored) =>
           decodeArrays(paths, stored, known)

@@ -539,7 +539,7 @@ const streamFrom = (
   chunkBytes: number
 ): Effect.Effect<Stream.Stream<Uint8Array, Store.StoreError>, Store.StoreError> =>
   Effect.gen(function* () {
-    const [slowBytes] = yield* b.slow.size!([path])
+    const [slowBytes] = yield* b.slow.size([path])
     const h = b.ledger.get(path)
     const memory: Array<Uint8Array> = h === undefined ? [] : h.stranded.slice()
     let memoryBytes = h === undefined ? 0 : h.strandedBytes
@@ -551,7 +551,7 @@ const streamFrom = (
     const inMemory = Pieces.fromChunks(memory, memoryBytes, chunkBytes)
     return slowBytes === 0
       ? inMemory
-      : Stream.concat(Pieces.takeBytes(b.slow.stream!(path, chunkBytes), slowBytes!), inMemory)
+      : Stream.concat(Pieces.takeBytes(b.slow.stream(path, chunkBytes), slowBytes!), inMemory)
   })
 
 /** The buffer's operations, over validated paths. */
@@ -599,14 +599,14 @@ const makeBackend = (b: Buffered): Store.Backend => ({
         const held = new Set(inMemory)
         return Stream.concat(
           Stream.fromArray(inMemory),
-          Stream.filter(b.slow.keys!, (path) => !held.has(path))
+          Stream.filter(b.slow.keys, (path) => !held.has(path))
         )
       })
     )
   ),
   size: (paths) =>
     exclusive(b, "size", paths, () =>
-      Effect.map(b.slow.size!(paths), (sizes) =>
+      Effect.map(b.slow.size(paths), (sizes) =>
         sizes.map((size, i) => {
           const h = b.ledger.get(paths[i]!)
           return h === undefined ? size : size + h.strandedBytes + h.fast

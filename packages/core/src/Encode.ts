@@ -68,13 +68,13 @@ export const makeStore = (
       ),
     stream: (path, chunkBytes) =>
       Pieces.cut(
-        Stream.mapError(decodeStream(codec, path, backend.stream!(path, Math.max(chunkBytes, minReadBytes))), (e) =>
+        Stream.mapError(decodeStream(codec, path, backend.stream(path, Math.max(chunkBytes, minReadBytes))), (e) =>
           e instanceof Store.StoreError ? e : toStoreError("stream", e)
         ),
         chunkBytes
       ),
-    keys: backend.keys!,
-    size: (paths) => backend.size!(paths),
+    keys: backend.keys,
+    size: (paths) => backend.size(paths),
     get: (paths) =>
       Effect.flatMap(backend.get(paths), (stored) =>
         Effect.mapError(decodeValues(codec, paths, stored), (e) => toStoreError("get", e))
@@ -219,13 +219,13 @@ export const makeEncoded = <A, J, S = A>(
     append: (paths, values, id) =>
       Effect.flatMap(encodeFrames(codec, paths, values), (framed) => backend.append(paths, framed, id)),
     stream: (path, chunkBytes) => {
-      const values = decodeStream(codec, path, backend.stream!(path, chunkBytes))
+      const values = decodeStream(codec, path, backend.stream(path, chunkBytes))
       return items === undefined
         ? (values as unknown as Stream.Stream<S, Store.StoreError | CodecError>)
         : Stream.flattenIterable(Stream.map(values, items))
     },
-    keys: backend.keys!,
-    size: (paths) => backend.size!(paths),
+    keys: backend.keys,
+    size: (paths) => backend.size(paths),
     get: (paths) => Effect.flatMap(backend.get(paths), (stored) => decodeValues(codec, paths, stored)),
     iset: (path, value) =>
       Effect.flatMap(encodeFrames(codec, [path], [value]), (framed) => inner.iset(path, framed[0]!)),

@@ -143,18 +143,18 @@ export const make = (store: Store.Shape, options: Options): Effect.Effect<Store.
         iset: (path, value) => afterPending(inner.iset(path, value)),
         delete: (paths) => afterPending(paths.length === 0 ? Effect.void : inner.delete(paths)),
         drop: afterPending(inner.drop),
-        size: (paths) => afterPending(paths.length === 0 ? Effect.succeed([]) : inner.size!(paths)),
+        size: (paths) => afterPending(paths.length === 0 ? Effect.succeed([]) : inner.size(paths)),
         keys: Stream.unwrap(
           Effect.as(
             settled,
-            Stream.suspend(() => inner.keys!)
+            Stream.suspend(() => inner.keys)
           )
         ),
         stream: (path, chunkBytes) =>
           Stream.unwrap(
             Effect.as(
               settled,
-              Stream.suspend(() => inner.stream!(path, chunkBytes))
+              Stream.suspend(() => inner.stream(path, chunkBytes))
             )
           )
       },
