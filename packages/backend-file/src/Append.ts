@@ -22,14 +22,11 @@
  */
 import * as fs from "node:fs"
 import type { Key } from "@partd/core"
-import { constants as extConstants, seekSync } from "fs-ext-extra-prebuilt"
 import type * as Calls from "./Calls.ts"
 import type * as Handles from "./Handles.ts"
 import * as Intent from "./Intent.ts"
-import type * as Layout from "./Layout.ts"
+import * as Layout from "./Layout.ts"
 import type * as Lock from "./Lock.ts"
-
-const SEEK_END = extConstants.SEEK_END
 
 /**
  * What an append needs of its store.
@@ -86,7 +83,7 @@ const writeChunks = (fd: number, chunks: ReadonlyArray<Uint8Array>): void => {
 }
 
 /** The length of an open file (its end, where the next append lands). */
-const lengthOf = (fd: number): number => seekSync(fd, 0, SEEK_END)
+const lengthOf = Layout.lengthOf
 
 /**
  * Cuts the `count` files of a failed call back to their lengths before it

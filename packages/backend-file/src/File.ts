@@ -201,7 +201,7 @@ const backendOf = (
           const handle = handles.get(path)
           return handle === undefined
             ? layout.read(relatives[i]!)
-            : Layout.readAll(handle.fd, fs.fstatSync(handle.fd).size)
+            : Layout.readAll(handle.fd, Layout.lengthOf(handle.fd))
         })
       }),
     iset: (path, value) =>
@@ -250,7 +250,7 @@ const backendOf = (
         return paths.map((path, i) => {
           at.key = path
           const handle = handles.get(path)
-          return handle === undefined ? (layout.sizeOf(relatives[i]!) ?? 0) : fs.fstatSync(handle.fd).size
+          return handle === undefined ? (layout.sizeOf(relatives[i]!) ?? 0) : Layout.lengthOf(handle.fd)
         })
       })
   }

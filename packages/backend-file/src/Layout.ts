@@ -16,6 +16,7 @@
  */
 import * as fs from "node:fs"
 import { type Key, Store } from "@partd/core"
+import { constants as extConstants, seekSync } from "fs-ext-extra-prebuilt"
 import * as FileName from "./FileName.ts"
 
 /**
@@ -55,6 +56,7 @@ export interface Layout {
 // libuv opens every file with O_CLOEXEC, so child processes never inherit a handle.
 const { O_RDONLY, O_RDWR, O_WRONLY, O_APPEND, O_CREAT, O_TRUNC } = fs.constants
 const APPEND_FLAGS = O_RDWR | O_APPEND | O_CREAT
+const SEEK_END = extConstants.SEEK_END
 
 /** The most relative names remembered; past it the memo starts afresh. */
 const MAX_NAMES = 65536
@@ -83,6 +85,16 @@ export const readAll = (fd: number, size: number): Uint8Array => {
   }
   return new Uint8Array(buffer.buffer, buffer.byteOffset, offset)
 }
+
+/**
+ * The length of an open file: lseek(2) to its end, a third of what fstat(2)
+ * costs through Node. Only for descriptors whose offset nothing relies on
+ * (`O_APPEND` handles, positional reads).
+ *
+ * @since 0.1.0
+ * @category reading
+ */
+export const lengthOf = (fd: number): number => seekSync(fd, 0, SEEK_END)
 
 /** Opens `full` for reading; `undefined` when it does not exist. */
 const openToRead = (full: string): number | undefined => {
