@@ -255,7 +255,11 @@ const greet = (
   return undefined
 }
 
-/** Hands each reply to the request waiting for it (the first message is the server's greeting). */
+/**
+ * Hands each reply in `chunk`, the bytes just read into the parser's read
+ * buffer, to the request waiting for it (the first message is the server's
+ * greeting).
+ */
 const receive = (
   connection: Connection,
   chunk: Uint8Array,
@@ -266,7 +270,7 @@ const receive = (
   }
   let messages: Array<unknown>
   try {
-    messages = connection.parser.decode(chunk)
+    messages = connection.parser.decodeRead(chunk.byteLength)
   } catch (e) {
     return { why: `the server sent bytes that are not frames of this protocol: ${String(e)}`, retry: false }
   }
@@ -316,13 +320,27 @@ const connect = (
   lost: (connection: Connection, ending: Ending) => void,
   describeClose: (error: Error | undefined, greeted: boolean) => string
 ): Connection => {
+  const parser = Wire.makeParser(limits)
+  // Reads go straight into the parser's own segments (see `Wire.makeParser`): a large reply takes a few reads
+  // and no buffer per read, over TLS too (whose reads are at most a record, 16 KiB).
+  const onread = {
+    buffer: parser.readBuffer,
+    callback: (bytes: number, buffer: Uint8Array): boolean => {
+      const ending = receive(connection, buffer.subarray(0, bytes), dial.token)
+      if (ending === undefined) return true
+      socket.destroy()
+      lost(connection, ending)
+      return false
+    }
+  }
   const socket =
     dial.tls === undefined
-      ? Net.createConnection(dial.net)
-      : Tls.connect({ ...(dial.net as Tls.ConnectionOptions), ...dial.tls })
+      ? Net.createConnection({ ...dial.net, onread })
+      : // Node's tls.connect takes `onread` as net's does (documented; @types/node lacks it).
+        Tls.connect({ ...(dial.net as Tls.ConnectionOptions), ...dial.tls, ...({ onread } as object) })
   const connection: Connection = {
     socket,
-    parser: Wire.makeParser(limits),
+    parser,
     lender: BufferPool.makeLender({ spares: 4, minBytes: 64 * 1024, maxBytes: maxPooledBytes, maxLent: 64 }),
     waiting: new Map(),
     outbox: [],
@@ -341,12 +359,6 @@ const connect = (
     // Lost once greeted: the server went away (a restart), worth trying again; before, only if nothing listened.
     const retry = connection.connected || (error?.code !== undefined && notListening.has(error.code))
     lost(connection, { why: describeClose(error, connection.connected), retry })
-  })
-  socket.on("data", (chunk: Uint8Array) => {
-    const ending = receive(connection, chunk, dial.token)
-    if (ending === undefined) return
-    socket.destroy()
-    lost(connection, ending)
   })
   return connection
 }
