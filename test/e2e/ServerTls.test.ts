@@ -156,6 +156,121 @@ describe("authentication", () => {
   )
 })
 
+describe("handshake bounds and a client's token", () => {
+  /** A TCP listener on 127.0.0.1 that accepts and never says a word; when each connection opened and closed. */
+  const silentListener = Effect.acquireRelease(
+    Effect.promise(async () => {
+      const net = await import("node:net")
+      const connections: Array<{ opened: number; closed?: number }> = []
+      const sockets = new Set<import("node:net").Socket>()
+      const server = net.createServer((socket) => {
+        const seen: { opened: number; closed?: number } = { opened: Date.now() }
+        connections.push(seen)
+        sockets.add(socket)
+        socket.on("error", () => {})
+        socket.on("close", () => {
+          seen.closed = Date.now()
+          sockets.delete(socket)
+        })
+        // Read what the client sends (its greeting, a TLS hello), answer nothing.
+        socket.resume()
+      })
+      await new Promise<void>((resolve) => server.listen({ host: "127.0.0.1", port: 0 }, resolve))
+      const port = (server.address() as { port: number }).port
+      return { server, sockets, connections, address: { host: "127.0.0.1", port } }
+    }),
+    ({ server, sockets }) =>
+      Effect.sync(() => {
+        for (const socket of sockets) socket.destroy()
+        server.close()
+      })
+  )
+
+  /** How long a raw connection to `address` that sends nothing stays open before the server closes it. */
+  const silentFor = (address: Server.Address) =>
+    Effect.promise(async () => {
+      const net = await import("node:net")
+      const { host, port } = address as { host: string; port: number }
+      return new Promise<number>((resolve) => {
+        const started = Date.now()
+        const socket = net.createConnection({ host, port })
+        socket.on("error", () => {})
+        socket.on("close", () => resolve(Date.now() - started))
+        // Read (the server's greeting) so that its end is seen.
+        socket.resume()
+      })
+    })
+
+  it.live("a server closes a connection that does not finish its handshake within handshakeTimeout, TLS too", () =>
+    Effect.gen(function* () {
+      const plain = yield* startServer({ auth: { token }, handshakeTimeout: "300 millis" })
+      const tls = yield* startServer({ auth: { token }, tls: serverTls, handshakeTimeout: "300 millis" })
+      const [plainOpen, tlsOpen] = yield* Effect.all([silentFor(plain.address), silentFor(tls.address)], {
+        concurrency: 2
+      })
+      for (const open of [plainOpen, tlsOpen]) {
+        expect(open).toBeGreaterThanOrEqual(250)
+        expect(open).toBeLessThan(3000)
+      }
+      // Within the bound, a client is served as ever.
+      const { store, close } = yield* openClient({ address: tls.address, token, tls: { ca: certs.ca } })
+      yield* store.append({ k: bytes("in time") })
+      yield* close
+      for (const handshakeTimeout of [0, Infinity, "-1 millis"] as const) {
+        const refused = yield* Effect.exit(startServer({ handshakeTimeout }))
+        expect(failureOf(refused)?.reason).toBe("BadValue")
+      }
+    })
+  )
+
+  it.live("a client closes a connection the server never greets, tries again, then fails with Unavailable", () =>
+    Effect.gen(function* () {
+      const silent = yield* silentListener
+      for (const tls of [undefined, { ca: certs.ca }]) {
+        silent.connections.length = 0
+        const started = Date.now()
+        const { store, close } = yield* openClient({
+          address: silent.address,
+          handshakeTimeout: "200 millis",
+          requestTimeout: "1500 millis",
+          ...(tls === undefined ? {} : { tls })
+        })
+        const exit = yield* Effect.exit(store.append({ k: bytes("never sent") }))
+        const error = failureOf(exit)
+        // Nothing was sent: Unavailable, safe to retry.
+        expect(error?.reason, String(exit)).toBe("Unavailable")
+        expect(error?.message).toContain("did not greet within 200 ms")
+        expect(Date.now() - started).toBeLessThan(5000)
+        // The client hung up on each connection about handshakeTimeout after it opened, and tried again.
+        expect(silent.connections.length).toBeGreaterThanOrEqual(2)
+        const first = silent.connections[0]!
+        expect(first.closed).toBeDefined()
+        expect(first.closed! - first.opened).toBeLessThan(1000)
+        yield* close
+      }
+      const refused = yield* Effect.exit(openClient({ address: silent.address, handshakeTimeout: 0 }))
+      expect(failureOf(refused)?.reason).toBe("BadValue")
+    })
+  )
+
+  it.live("a client with a token refuses a server that does not ask for one: Denied, nothing of its calls sent", () =>
+    Effect.gen(function* () {
+      const open = yield* startServer({})
+      const withToken = yield* openClient({ address: open.address, token })
+      const appended = yield* Effect.exit(withToken.store.append({ leaked: bytes("secret data") }))
+      const dropped = yield* Effect.exit(withToken.store.drop)
+      for (const exit of [appended, dropped]) {
+        expect(failureOf(exit)?.reason, String(exit)).toBe("Denied")
+        expect(failureOf(exit)?.message).toContain("does not ask for a token")
+      }
+      const without = yield* openClient({ address: open.address })
+      expect((yield* without.store.get(["leaked"]))[0]!.byteLength).toBe(0)
+      expect(String(appended)).not.toContain(secret)
+      yield* Effect.all([withToken.close, without.close])
+    })
+  )
+})
+
 describe("before the proof", () => {
   it.live("a connection that sends a large frame instead of its proof is closed at once, holding little", () =>
     Effect.gen(function* () {

@@ -30,7 +30,11 @@
  * Before any request, client and server greet (`Handshake`): with `token`
  * the client proves it holds the server's token (a challenge–response: the
  * token never travels); a server that refuses it fails every call with
- * `Denied`, and nothing of them was applied. With `tls` the connection is
+ * `Denied`, and nothing of them was applied. A client with a token refuses
+ * a server that does not ask for one the same way (`Denied`, nothing sent):
+ * whoever listens at the address, it is not the server the token is for.
+ * A connection the server has not greeted within `handshakeTimeout`
+ * (default 10 s) is closed, and its calls tried again on a new one. With `tls` the connection is
  * TLS (Node's `tls`), checked against `tls.ca` (or the system's CAs), with a
  * client certificate for servers that ask for one (mutual TLS).
  *
@@ -76,8 +80,20 @@ export interface Options {
    * ever).
    */
   readonly requestTimeout?: Duration.Input
-  /** The server's token, for a server started with `auth` (see `Handshake`). */
+  /**
+   * The server's token, for a server started with `auth` (see `Handshake`).
+   * A client with a token refuses a server that does not ask for it: its
+   * calls fail with `Denied`, and nothing of them is sent.
+   */
   readonly token?: Redacted.Redacted<string> | undefined
+  /**
+   * How long a connection may take to be opened (with TLS, its TLS
+   * handshake too) and greeted by the server before the client closes it
+   * (default `Handshake.defaultTimeout`, 10 s; a positive, finite duration).
+   * Its calls were not sent: they are sent again on a new connection until
+   * `requestTimeout`, then fail with `Unavailable`.
+   */
+  readonly handshakeTimeout?: Duration.Input | undefined
   /** Connect over TLS (see {@link TlsOptions}); `{}` checks the server against the system's CAs. */
   readonly tls?: TlsOptions | undefined
 }
@@ -129,6 +145,8 @@ interface Connection {
   readonly outbox: Array<Outgoing>
   /** Greeted by the server (and, when it asked, answered with the token's proof): requests may go. */
   connected: boolean
+  /** Closes the connection if the server has not greeted it by `handshakeTimeout`; cleared once it has. */
+  greeting: ReturnType<typeof setTimeout> | undefined
   nextId: number
 }
 
@@ -249,13 +267,24 @@ const greet = (
       return { why: denied.message, retry: false, denied }
     }
     connection.socket.write(Handshake.auth(token, hello.nonce))
+  } else if (token !== undefined) {
+    // Whoever listens there, it is not the server the token is for: nothing is sent to it.
+    const denied = Handshake.deniedError(
+      "the server does not ask for a token, and this Client has one: it sends nothing to a server that lets anyone in, which may not be the server meant (give the server the token, or the Client none)"
+    )
+    return { why: denied.message, retry: false, denied }
   }
+  clearTimeout(connection.greeting)
   connection.connected = true
   flush(connection)
   return undefined
 }
 
-/** Hands each reply to the request waiting for it (the first message is the server's greeting). */
+/**
+ * Hands each reply in `chunk`, the bytes just read into the parser's read
+ * buffer, to the request waiting for it (the first message is the server's
+ * greeting).
+ */
 const receive = (
   connection: Connection,
   chunk: Uint8Array,
@@ -266,7 +295,7 @@ const receive = (
   }
   let messages: Array<unknown>
   try {
-    messages = connection.parser.decode(chunk)
+    messages = connection.parser.decodeRead(chunk.byteLength)
   } catch (e) {
     return { why: `the server sent bytes that are not frames of this protocol: ${String(e)}`, retry: false }
   }
@@ -298,11 +327,14 @@ const receive = (
 /** The largest frame pooled for reuse; larger requests get a buffer of their own. */
 const maxPooledBytes = 8 * 1024 * 1024
 
-/** How a client connects: the socket options, and TLS's when it speaks TLS. */
+/** How a client connects: the socket options, TLS's when it speaks TLS, and how long it waits to be greeted. */
 interface Dial {
   readonly net: Net.NetConnectOpts
   readonly tls: Tls.ConnectionOptions | undefined
   readonly token: Redacted.Redacted<string> | undefined
+  readonly handshakeMillis: number
+  /** The address, as messages show it. */
+  readonly address: string
 }
 
 /**
@@ -316,17 +348,40 @@ const connect = (
   lost: (connection: Connection, ending: Ending) => void,
   describeClose: (error: Error | undefined, greeted: boolean) => string
 ): Connection => {
+  const parser = Wire.makeParser(limits)
+  // Reads go straight into the parser's own segments (see `Wire.makeParser`): a large reply takes a few reads
+  // and no buffer per read, over TLS too (whose reads are at most a record, 16 KiB).
+  const onread = {
+    buffer: parser.readBuffer,
+    callback: (bytes: number, buffer: Uint8Array): boolean => {
+      const ending = receive(connection, buffer.subarray(0, bytes), dial.token)
+      if (ending === undefined) return true
+      socket.destroy()
+      lost(connection, ending)
+      return false
+    }
+  }
   const socket =
     dial.tls === undefined
-      ? Net.createConnection(dial.net)
-      : Tls.connect({ ...(dial.net as Tls.ConnectionOptions), ...dial.tls })
+      ? Net.createConnection({ ...dial.net, onread })
+      : // Node's tls.connect takes `onread` as net's does (documented; @types/node lacks it).
+        Tls.connect({ ...(dial.net as Tls.ConnectionOptions), ...dial.tls, ...({ onread } as object) })
   const connection: Connection = {
     socket,
-    parser: Wire.makeParser(limits),
+    parser,
     lender: BufferPool.makeLender({ spares: 4, minBytes: 64 * 1024, maxBytes: maxPooledBytes, maxLent: 64 }),
     waiting: new Map(),
     outbox: [],
     connected: false,
+    greeting: setTimeout(() => {
+      if (connection.connected || socket.destroyed) return
+      socket.destroy()
+      // Nothing was sent: worth trying again (a server restarting), until `requestTimeout`.
+      lost(connection, {
+        why: `could not open a connection to ${dial.address}: the server did not greet within ${dial.handshakeMillis} ms (handshakeTimeout)`,
+        retry: true
+      })
+    }, dial.handshakeMillis),
     nextId: 0
   }
   let error: NodeJS.ErrnoException | undefined
@@ -338,21 +393,16 @@ const connect = (
   socket.write(Handshake.clientHello())
   socket.on("drain", () => flush(connection))
   socket.on("close", () => {
+    clearTimeout(connection.greeting)
     // Lost once greeted: the server went away (a restart), worth trying again; before, only if nothing listened.
     const retry = connection.connected || (error?.code !== undefined && notListening.has(error.code))
     lost(connection, { why: describeClose(error, connection.connected), retry })
-  })
-  socket.on("data", (chunk: Uint8Array) => {
-    const ending = receive(connection, chunk, dial.token)
-    if (ending === undefined) return
-    socket.destroy()
-    lost(connection, ending)
   })
   return connection
 }
 
 /** Node's socket options for an address and TLS options. */
-const dialOf = (address: Server.Address, options: Options): Dial => {
+const dialOf = (address: Server.Address, options: Options, handshakeMillis: number): Dial => {
   const tls = options.tls
   const pem = (material: string | Uint8Array | undefined) =>
     material === undefined || typeof material === "string"
@@ -375,7 +425,9 @@ const dialOf = (address: Server.Address, options: Options): Dial => {
             ...(tls.cert === undefined ? {} : { cert: pem(tls.cert) }),
             ...(tls.key === undefined ? {} : { key: pem(tls.key) })
           },
-    token: options.token
+    token: options.token,
+    handshakeMillis,
+    address: Server.showAddress(address)
   }
 }
 
@@ -500,7 +552,9 @@ export const make = (options: Options): Effect.Effect<Store.Shape, Store.StoreEr
     const maxFrameBytes = options.maxFrameBytes ?? Server.defaultMaxFrameBytes
     const maxChunks = options.maxChunksPerFrame ?? Wire.defaultMaxChunksPerFrame
     const timeoutMillis = Duration.toMillis(options.requestTimeout ?? defaultRequestTimeout)
-    const dial = dialOf(address, options)
+    const handshakeMillis = Handshake.timeoutMillis("Client.make", options.handshakeTimeout)
+    if (handshakeMillis instanceof Store.StoreError) return yield* handshakeMillis
+    const dial = dialOf(address, options, handshakeMillis)
     let current: Connection | undefined
     let closing = false
     yield* Effect.addFinalizer(() =>

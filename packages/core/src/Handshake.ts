@@ -21,10 +21,20 @@
  * path taking over a connection once it is proven: across networks you do
  * not trust, use TLS too.
  *
+ * A client given a token refuses a server that does not ask for one: it
+ * could be anyone listening at the address (a stale socket path, a port
+ * taken over), and the client would hand it its data. Its calls fail with
+ * `Denied`, and nothing but the client's greeting was sent.
+ *
+ * Both sides bound the handshake (`handshakeTimeout`, default
+ * {@link defaultTimeout}): a server closes a connection that has not been
+ * admitted in time, and a client closes one that the server has not greeted
+ * in time.
+ *
  * @since 0.1.0
  */
 import * as Crypto from "node:crypto"
-import { Redacted } from "effect"
+import { Duration, Redacted } from "effect"
 import * as Store from "./Store.ts"
 import * as Wire from "./Wire.ts"
 
@@ -36,6 +46,40 @@ import * as Wire from "./Wire.ts"
  * @category constants
  */
 export const version = 1
+
+/**
+ * The default handshake timeout of a `Client` and a `Server`
+ * (`handshakeTimeout`): how long a connection may take to be opened (with
+ * TLS, its TLS handshake too), greeted and, when the server asks, proven
+ * before it is closed.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultTimeout: Duration.Duration = Duration.seconds(10)
+
+/** The longest a Node timer can wait; longer ones fire at once. */
+const maxTimerMillis = 2 ** 31 - 1
+
+/**
+ * A `handshakeTimeout` (default {@link defaultTimeout}) in milliseconds, or a
+ * `BadValue` error when it is not a positive, finite duration: a connection
+ * that never greets must not hold its socket for ever.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const timeoutMillis = (method: string, timeout: Duration.Input | undefined): number | Store.StoreError => {
+  const duration = Duration.fromInput(timeout ?? defaultTimeout)
+  const millis = duration._tag === "Some" ? Duration.toMillis(duration.value) : Number.NaN
+  return millis > 0 && Number.isFinite(millis)
+    ? Math.min(millis, maxTimerMillis)
+    : new Store.StoreError({
+        reason: "BadValue",
+        method,
+        description: `handshakeTimeout: not a positive, finite duration: ${String(timeout)}`
+      })
+}
 
 /**
  * The bytes of a server's challenge.

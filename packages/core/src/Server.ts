@@ -35,7 +35,8 @@
  */
 import type * as Net from "node:net"
 import type * as Tls from "node:tls"
-import { Config, Context, Effect, FiberSet, Layer, Option, type Redacted, type Scope } from "effect"
+import { Config, Context, type Duration, Effect, FiberSet, Layer, Option, type Redacted, type Scope } from "effect"
+import * as Handshake from "./Handshake.ts"
 import * as Metrics from "./Metrics.ts"
 import * as ServerConnection from "./ServerConnection.ts"
 import * as ServerHandshake from "./ServerHandshake.ts"
@@ -79,6 +80,15 @@ export const parseAddress = (text: string): Address | undefined => {
   if (port > 65535) return undefined
   return host === undefined || host === "" ? { port } : { host, port }
 }
+
+/**
+ * The default of `Options.handshakeTimeout`: 10 seconds (see
+ * `Handshake.defaultTimeout`).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultHandshakeTimeout: Duration.Duration = Handshake.defaultTimeout
 
 /**
  * The default frame size limit (see `Wire.defaultMaxFrameBytes`).
@@ -129,6 +139,13 @@ export interface Options {
    * anyone who reaches it can read, write and drop the store. Logs a warning.
    */
   readonly insecure?: boolean | undefined
+  /**
+   * How long a connection may take to be admitted (with TLS, its TLS
+   * handshake, then the greeting and, with `auth`, the token's proof) before
+   * the server closes it (default {@link defaultHandshakeTimeout}; a positive,
+   * finite duration).
+   */
+  readonly handshakeTimeout?: Duration.Input | undefined
   /** The largest frame accepted or sent, in bytes (default {@link defaultMaxFrameBytes}). */
   readonly maxFrameBytes?: number | undefined
   /**
@@ -224,13 +241,24 @@ const pem = (material: string | Uint8Array): string | globalThis.Buffer =>
     ? material
     : globalThis.Buffer.from(material.buffer, material.byteOffset, material.byteLength)
 
-/** Node's TLS server options for ours: with a CA, client certificates are required and checked. */
-const tlsServerOptions = (tls: TlsOptions | undefined): Tls.TlsOptions | undefined =>
+/**
+ * Node's TLS server options for ours, the TLS handshake bounded by
+ * `handshakeTimeout`: with a CA, client certificates are required and
+ * checked.
+ */
+const tlsServerOptions = (tls: TlsOptions | undefined, handshakeTimeout: number): Tls.TlsOptions | undefined =>
   tls === undefined
     ? undefined
     : tls.ca === undefined
-      ? { key: pem(tls.key), cert: pem(tls.cert) }
-      : { key: pem(tls.key), cert: pem(tls.cert), ca: pem(tls.ca), requestCert: true, rejectUnauthorized: true }
+      ? { key: pem(tls.key), cert: pem(tls.cert), handshakeTimeout }
+      : {
+          key: pem(tls.key),
+          cert: pem(tls.cert),
+          ca: pem(tls.ca),
+          requestCert: true,
+          rejectUnauthorized: true,
+          handshakeTimeout
+        }
 
 /**
  * Refuses a TCP address that is not loopback when the server would let in
@@ -264,6 +292,8 @@ const checkExposure = (options: Options): Effect.Effect<void, Store.StoreError> 
 export const make = (store: Store.Shape, options: Options): Effect.Effect<Info, Store.StoreError, Scope.Scope> =>
   Effect.gen(function* () {
     yield* checkExposure(options)
+    const handshakeTimeout = Handshake.timeoutMillis("Server.layer", options.handshakeTimeout)
+    if (handshakeTimeout instanceof Store.StoreError) return yield* handshakeTimeout
     const limits = limitsOf(options)
     const token = options.auth?.token
     let refusedConnections = 0
@@ -277,7 +307,7 @@ export const make = (store: Store.Shape, options: Options): Effect.Effect<Info, 
       logDebug: (message, cause) => {
         run(Effect.as(Effect.logDebug(`partd Server: ${message}`, cause), undefined))
       },
-      handshake: () => ServerHandshake.make(token),
+      handshake: () => ServerHandshake.make(token, handshakeTimeout),
       refused: (why, remote) => {
         refusedConnections++
         run(Effect.as(Effect.logWarning(`partd Server: refused a connection from ${remote}: ${why}`), undefined))
@@ -289,7 +319,7 @@ export const make = (store: Store.Shape, options: Options): Effect.Effect<Info, 
         metrics.connected(socket)
         ServerConnection.serve(socket, shared)
       },
-      tlsServerOptions(options.tls)
+      tlsServerOptions(options.tls, handshakeTimeout)
     )
     return Server.of({ address: boundAddress(options.address, server), refusedConnections: () => refusedConnections })
   })

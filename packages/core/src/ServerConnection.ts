@@ -36,7 +36,7 @@ import type * as Net from "node:net"
 import { Cause, Effect, Exit, type Fiber } from "effect"
 import * as Handshake from "./Handshake.ts"
 import * as ServerAppend from "./ServerAppend.ts"
-import * as ServerHandshake from "./ServerHandshake.ts"
+import type * as ServerHandshake from "./ServerHandshake.ts"
 import * as ServerRequests from "./ServerRequests.ts"
 import * as ServerStream from "./ServerStream.ts"
 import * as Store from "./Store.ts"
@@ -157,7 +157,7 @@ const admission = (
   let received = 0
   const timer = setTimeout(() => {
     if (!admitted) connection.hangUp("a connection did not finish its handshake in time")
-  }, ServerHandshake.handshakeTimeoutMillis)
+  }, gate.timeoutMillis)
   timer.unref()
   socket.once("close", () => {
     clearTimeout(timer)

@@ -6,23 +6,14 @@
  * when the server has a token, prove it (`Auth`). Until then nothing it sends
  * is served: a wrong proof, or a request instead of one, is a refusal (the
  * connection is told `Denied` and closed by `ServerConnection`), and a
- * connection that has not finished within {@link handshakeTimeoutMillis} is
- * closed.
+ * connection that has not finished within the server's `handshakeTimeout`
+ * (see `Gate.timeoutMillis`) is closed.
  *
  * @since 0.1.0
  */
 import type { Redacted } from "effect"
 import * as Handshake from "./Handshake.ts"
 import type * as Store from "./Store.ts"
-
-/**
- * How long a connection may take to greet (and prove its token) before the
- * server closes it.
- *
- * @since 0.1.0
- * @category constants
- */
-export const handshakeTimeoutMillis = 10_000
 
 /**
  * What a message did to the handshake: `"ready"` (this message completed it:
@@ -48,15 +39,18 @@ export interface Gate {
   readonly admit: (message: unknown) => Step
   /** Whether the connection greeted and was challenged, and has not proven the token yet. */
   readonly challenged: () => boolean
+  /** How long the connection may take to be admitted before the server closes it. */
+  readonly timeoutMillis: number
 }
 
 /**
- * A handshake for a server with `token` (none: greeting is enough).
+ * A handshake for a server with `token` (none: greeting is enough), to be
+ * done within `timeoutMillis`.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = (token: Redacted.Redacted<string> | undefined): Gate => {
+export const make = (token: Redacted.Redacted<string> | undefined, timeoutMillis: number): Gate => {
   const nonce = token === undefined ? undefined : Handshake.makeNonce()
   let greeted = false
   const admit = (message: unknown): Step => {
@@ -85,6 +79,7 @@ export const make = (token: Redacted.Redacted<string> | undefined): Gate => {
   return {
     hello: Handshake.serverHello(nonce),
     admit: step,
-    challenged: () => nonce !== undefined && greeted && !proven
+    challenged: () => nonce !== undefined && greeted && !proven,
+    timeoutMillis
   }
 }

@@ -54,9 +54,6 @@ export const isLocal = (address: Address): boolean => {
 export const showAddress = (address: Address): string =>
   "path" in address ? `unix:${address.path}` : `tcp://${address.host ?? "127.0.0.1"}:${address.port}`
 
-/** How long a TLS client may take over its TLS handshake. */
-const tlsHandshakeTimeoutMillis = 10_000
-
 /**
  * Listens on `address` (a Unix socket path is taken as it is); the server
  * stops listening and its connections are closed when the scope closes.
@@ -76,9 +73,7 @@ const listenOn = (
       }
       const netOptions = { highWaterMark: socketHighWaterMark, noDelay: true }
       const server =
-        tls === undefined
-          ? Net.createServer(netOptions, accept)
-          : Tls.createServer({ ...netOptions, ...tls, handshakeTimeout: tlsHandshakeTimeoutMillis }, accept)
+        tls === undefined ? Net.createServer(netOptions, accept) : Tls.createServer({ ...netOptions, ...tls }, accept)
       // A client that fails its TLS handshake (a plain client, a bad certificate) concerns that client only.
       if (tls !== undefined) server.on("tlsClientError", (_error, socket) => socket.destroy())
       const onError = (error: Error) => resume(Effect.fail(error))

@@ -396,15 +396,36 @@ export interface Parser {
    * on input it cannot take.
    */
   readonly decode: (chunk: Uint8Array, costs?: Array<number>) => Array<unknown>
+  /**
+   * Where the socket's next read should go, for Node's `onread` (see
+   * {@link Parser.decodeRead}): free room in a buffer of the parser's own,
+   * never written twice, so that views handed out stay valid.
+   */
+  readonly readBuffer: () => Uint8Array
+  /** {@link Parser.decode} of the `bytes` just read into {@link Parser.readBuffer}'s buffer. */
+  readonly decodeRead: (bytes: number, costs?: Array<number>) => Array<unknown>
   /** The bytes of the frame being received, so far (held until it is complete). */
   readonly partialBytes: () => number
 }
+
+/** The least free room a read is given: with less left in a segment, the next read gets a new one. */
+const minReadBytes = 16 * 1024
+
+/** A read segment between frames, and the smallest one a frame gets. */
+const segmentBytes = 64 * 1024
 
 /**
  * A parser of incoming frames, one per connection. Decoding hands out views
  * into the socket reads a frame arrived in (see `Cursor`; only a byte array
  * that straddles two reads is copied), so the store keeps appended chunks
  * without a copy.
+ *
+ * Given the reads' memory (`readBuffer`, for Node's `onread`), it reads a
+ * large frame into segments of its own that grow with the frame: each at
+ * most as large as what the frame has sent so far (or 64 KiB), so a peer
+ * that announces a large frame and sends nothing makes it hold nothing
+ * more, and a frame of many megabytes takes a few reads and a few segments,
+ * and only the byte arrays that straddle two segments are copied.
  *
  * @since 0.1.0
  * @category constructors
@@ -441,36 +462,70 @@ export const makeParser = (limits: Limits = {}): Parser => {
     if (cursor.remaining !== 0) throw unreadable("a frame has bytes past its byte arrays")
     return message
   }
-  return {
-    decode: (chunk, costs) => {
-      const out: Array<unknown> = []
-      let pos = 0
-      while (pos < chunk.byteLength) {
-        if (frameBytes === -1) {
-          while (headerFilled < frameHeaderBytes && pos < chunk.byteLength) header[headerFilled++] = chunk[pos++]!
-          if (headerFilled < frameHeaderBytes) break
-          headerFilled = 0
-          const length = (header[0]! | (header[1]! << 8) | (header[2]! << 16) | (header[3]! << 24)) >>> 0
-          if (length > maxFrameBytes)
-            throw unreadable(`a frame of ${length} bytes exceeds the limit of ${maxFrameBytes}`)
-          frameBytes = length
-          filled = 0
-        }
-        // Socket reads are fresh buffers, never reused: the frame's views into them stay valid.
-        const take = Math.min(frameBytes - filled, chunk.byteLength - pos)
-        if (take > 0) pieces.push(chunk.subarray(pos, pos + take))
-        filled += take
-        pos += take
-        if (filled === frameBytes) {
-          const frame = pieces
-          const length = frameBytes
-          pieces = []
-          frameBytes = -1
-          out.push(decodeFrame(frame, length))
-          costs?.push(frameHeaderBytes + length + tally.chunks * chunkOverheadBytes)
-        }
+  /**
+   * Adds a frame's bytes to its pieces; bytes read right after the last
+   * piece in the same memory (consecutive reads into one segment) extend it.
+   */
+  const addPiece = (chunk: Uint8Array, pos: number, length: number): void => {
+    const last = pieces[pieces.length - 1]
+    if (
+      last !== undefined &&
+      last.buffer === chunk.buffer &&
+      last.byteOffset + last.byteLength === chunk.byteOffset + pos
+    ) {
+      pieces[pieces.length - 1] = new Uint8Array(last.buffer, last.byteOffset, last.byteLength + length)
+    } else {
+      pieces.push(chunk.subarray(pos, pos + length))
+    }
+  }
+  const decode = (chunk: Uint8Array, costs?: Array<number>): Array<unknown> => {
+    const out: Array<unknown> = []
+    let pos = 0
+    while (pos < chunk.byteLength) {
+      if (frameBytes === -1) {
+        while (headerFilled < frameHeaderBytes && pos < chunk.byteLength) header[headerFilled++] = chunk[pos++]!
+        if (headerFilled < frameHeaderBytes) break
+        headerFilled = 0
+        const length = (header[0]! | (header[1]! << 8) | (header[2]! << 16) | (header[3]! << 24)) >>> 0
+        if (length > maxFrameBytes) throw unreadable(`a frame of ${length} bytes exceeds the limit of ${maxFrameBytes}`)
+        frameBytes = length
+        filled = 0
       }
-      return out
+      // Socket reads are fresh buffers, never reused: the frame's views into them stay valid.
+      const take = Math.min(frameBytes - filled, chunk.byteLength - pos)
+      if (take > 0) addPiece(chunk, pos, take)
+      filled += take
+      pos += take
+      if (filled === frameBytes) {
+        const frame = pieces
+        const length = frameBytes
+        pieces = []
+        frameBytes = -1
+        out.push(decodeFrame(frame, length))
+        costs?.push(frameHeaderBytes + length + tally.chunks * chunkOverheadBytes)
+      }
+    }
+    return out
+  }
+  let segment: Uint8Array | undefined
+  let segmentUsed = 0
+  const readBuffer = (): Uint8Array => {
+    if (segment === undefined || segment.byteLength - segmentUsed < minReadBytes) {
+      const needed = frameBytes === -1 ? 0 : frameBytes - filled
+      segment = Bytes.allocUninitialized(
+        needed > segmentBytes ? Math.min(needed, Math.max(segmentBytes, filled)) : segmentBytes
+      )
+      segmentUsed = 0
+    }
+    return segment.subarray(segmentUsed)
+  }
+  return {
+    decode,
+    readBuffer,
+    decodeRead: (bytes, costs) => {
+      const chunk = segment!.subarray(segmentUsed, segmentUsed + bytes)
+      segmentUsed += bytes
+      return decode(chunk, costs)
     },
     partialBytes: () => (frameBytes === -1 ? headerFilled : filled)
   }

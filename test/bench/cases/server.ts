@@ -6,11 +6,16 @@
  * As on the Python side, where partd's Server runs in a thread of the
  * benchmark's process, the barred row runs the server in the benchmark's
  * process, over a Unix socket. The second row runs it as a separate
- * `partd-server` process, as a deployment would, for information. The TCP
- * rows measure what crossing machines costs, with that process on TCP
- * 127.0.0.1: plain, then TLS with a token (issue 19: within 1.5× of plain).
+ * `partd-server` process, as a deployment would, for information: one
+ * process serving the warm-up pass and the measured pass, as a long-running
+ * server serves a shuffle's calls. The TCP rows measure what crossing
+ * machines costs, with such a process on TCP 127.0.0.1: plain, then TLS
+ * with a token (issue 19: within 1.5× of plain).
  */
 import { spawn } from "node:child_process"
+import * as fs from "node:fs"
+import type * as Net from "node:net"
+import * as os from "node:os"
 import * as nodePath from "node:path"
 import { fileURLToPath } from "node:url"
 import { File } from "@partd/backend-file"
@@ -27,83 +32,99 @@ const serverMain = nodePath.resolve(
   "../../../packages/backend-file/src/partd-server.ts"
 )
 
-/**
- * A `partd-server` child process at `dir` (on a Unix socket unless `listen`
- * and `args` say otherwise); SIGTERM when the scope closes.
- */
-const serverProcess = (
-  dir: string,
-  listen = `unix:${nodePath.join(dir, "server.sock")}`,
-  args: ReadonlyArray<string> = [],
-  env: Record<string, string> = {}
-) =>
-  Effect.acquireRelease(
-    Effect.callback<{ readonly address: string; readonly stop: Effect.Effect<void> }, Store.StoreError>((resume) => {
-      const child = spawn(
-        process.execPath,
-        [
-          // The workspace's packages from their sources, not a dist/ build.
-          "--conditions=@partd/source",
-          serverMain,
-          "--listen",
-          listen,
-          "--dir",
-          nodePath.join(dir, "data"),
-          "--memory",
-          String(availableMemory),
-          ...args
-        ],
-        { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...env } }
-      )
-      let out = ""
-      child.stdout.on("data", (d: Uint8Array) => {
-        out += String(d)
-        const listening = /listening on (\S+)/.exec(out)
-        if (listening !== null) {
-          resume(
-            Effect.succeed({
-              address: listening[1]!,
-              stop: Effect.callback<void>((done) => {
-                child.on("exit", () => done(Effect.void))
-                child.kill("SIGTERM")
-              })
-            })
-          )
-        }
-      })
-      child.on("exit", (code) => {
-        resume(
-          Effect.fail(
-            new Store.StoreError({
-              reason: "Unavailable",
-              method: "bench",
-              description: `partd-server exited with ${code}`
-            })
-          )
-        )
-      })
-    }),
-    (server) => server.stop
-  )
+/** The `partd-server` processes of this benchmark process, by how they were started: their addresses. */
+const servers = new Map<string, Promise<string>>()
 
 /**
- * A Client of a `partd-server` process on TCP 127.0.0.1, plain or TLS with a
- * token: as across machines, the client's and the server's TLS work run in
- * two processes, not on one event loop.
+ * A `partd-server` child process, on a Unix socket in a directory of its own
+ * unless `listen` and `args` say otherwise, started once per benchmark
+ * process and shared by the warm-up pass and the measured pass (each drops
+ * what it stored), as a deployment's long-running server is: its code is as
+ * warm as an in-process server's after the warm-up pass, not compiled afresh
+ * for the measured one. It is stopped (SIGTERM, which flushes and releases
+ * everything) and its directory removed when this process has nothing left
+ * to do.
  */
-const overTcp = (dir: string, secured: boolean) => {
+const sharedServer = (
+  listen: "unix" | "tcp",
+  args: ReadonlyArray<string> = [],
+  env: Record<string, string> = {}
+): Effect.Effect<string, Store.StoreError> => {
+  const key = JSON.stringify([listen, args, env])
+  let address = servers.get(key)
+  if (address === undefined) {
+    address = startServer(listen, args, env)
+    servers.set(key, address)
+  }
+  const started = address
+  return Effect.tryPromise({
+    try: () => started,
+    catch: (cause) =>
+      new Store.StoreError({ reason: "Unavailable", method: "bench", description: String(cause), cause })
+  })
+}
+
+const startServer = (listen: "unix" | "tcp", args: ReadonlyArray<string>, env: Record<string, string>) =>
+  new Promise<string>((resolve, reject) => {
+    const dir = fs.mkdtempSync(nodePath.join(os.tmpdir(), "partd-bench-server-"))
+    const child = spawn(
+      process.execPath,
+      [
+        // The workspace's packages from their sources, not a dist/ build.
+        "--conditions=@partd/source",
+        serverMain,
+        "--listen",
+        listen === "unix" ? `unix:${nodePath.join(dir, "server.sock")}` : "127.0.0.1:0",
+        "--dir",
+        nodePath.join(dir, "data"),
+        "--memory",
+        String(availableMemory),
+        ...args
+      ],
+      { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...env } }
+    )
+    let out = ""
+    child.stdout.on("data", (d: Uint8Array) => {
+      out += String(d)
+      const listening = /listening on (\S+)/.exec(out)
+      if (listening === null) return
+      out = ""
+      // Running, it keeps nothing of this process alive; stopped when this process is done.
+      child.unref()
+      ;(child.stdout as Net.Socket).unref()
+      resolve(listening[1]!)
+    })
+    child.on("exit", (code) => {
+      fs.rmSync(dir, { recursive: true, force: true })
+      reject(new Error(`partd-server exited with ${code}`))
+    })
+    process.once("beforeExit", () => {
+      child.ref()
+      ;(child.stdout as Net.Socket).ref()
+      child.kill("SIGTERM")
+    })
+    // An explicit exit skips beforeExit: the server still stops (its directory stays).
+    process.once("exit", () => child.kill("SIGTERM"))
+  })
+
+/**
+ * A Client of a shared `partd-server` process on TCP 127.0.0.1, plain or
+ * TLS with a token: as across machines, the client's and the server's TLS
+ * work run in two processes, not on one event loop.
+ */
+const overTcp = (secured: boolean) => {
   const certs = secured ? Certificates.make() : undefined
   const secret = "bench-token"
   const server =
     certs === undefined
-      ? serverProcess(dir, "127.0.0.1:0")
-      : serverProcess(dir, "127.0.0.1:0", ["--tls-cert", certs.files.serverCert, "--tls-key", certs.files.serverKey], {
+      ? sharedServer("tcp")
+      : sharedServer("tcp", ["--tls-cert", certs.files.serverCert, "--tls-key", certs.files.serverKey], {
           PARTD_TOKEN: secret
         })
   return Layer.unwrap(
-    Effect.map(server, (server) =>
+    Effect.map(server, (address) =>
       Client.layer({
-        address: server.address,
+        address,
         ...(certs === undefined ? {} : { token: Redacted.make(secret), tls: { ca: certs.ca } })
       })
     )
@@ -129,19 +150,19 @@ export const serverCases: ReadonlyArray<BenchCase> = [
   },
   {
     name: "Client→partd-server process",
-    layer: (dir) => Layer.unwrap(Effect.map(serverProcess(dir), (server) => Client.layer({ address: server.address }))),
+    layer: () => Layer.unwrap(Effect.map(sharedServer("unix"), (address) => Client.layer({ address }))),
     python,
     workloads: ["W1", "W2"]
   },
   {
     name: "Client→partd-server process over TCP",
-    layer: (dir) => overTcp(dir, false),
+    layer: () => overTcp(false),
     python,
     workloads: ["W1", "W2"]
   },
   {
     name: "Client→partd-server process over TLS with a token",
-    layer: (dir) => overTcp(dir, true),
+    layer: () => overTcp(true),
     python,
     workloads: ["W1", "W2"]
   }
