@@ -469,19 +469,20 @@ const appendOrWait = (
   b: Buffered,
   paths: ReadonlyArray<Key.Path>,
   values: ReadonlyArray<Uint8Array>,
-  size: number,
+  sizes: Store.Sizes,
   id: string | undefined
 ): Effect.Effect<void | Wait, Store.StoreError> => {
   // Checked at the moment of applying, under the lock: of two calls with one id, the second applies nothing.
   if (id !== undefined && b.ids.has(id)) return Effect.void
+  const size = sizes.bytes
   if (b.ledger.memory > 0 && b.ledger.memory + size > b.bound) {
     b.demand = Math.max(b.demand, size)
     wakeFlusher(b)
     return Effect.as(b.metrics.waited, wait(b.room))
   }
-  return Effect.map(b.fast.append(paths, values), () => {
+  return Effect.map(b.fast.append(paths, values, undefined, sizes), () => {
     if (id !== undefined) b.ids.add(id)
-    b.ledger.appended(paths, values, size, b.clock.currentTimeMillisUnsafe())
+    b.ledger.appended(paths, sizes, b.clock.currentTimeMillisUnsafe())
     if (b.ledger.memory > b.highWater) wakeFlusher(b)
   })
 }
@@ -556,13 +557,13 @@ const streamFrom = (
 
 /** The buffer's operations, over validated paths. */
 const makeBackend = (b: Buffered): Store.Backend => ({
-  append: (paths, values, id) => {
-    let size = 0
-    for (let i = 0; i < values.length; i++) size += values[i]!.byteLength
+  append: (paths, values, id, given) => {
+    // The lengths measured by the shell go on to the ledger and the fast store: no chunk is read here.
+    const sizes = given ?? Store.sizesOf(values)
     return retryAfterWaits(
       b.lock.withPermit(
         Effect.suspend(() =>
-          b.closed ? Effect.fail(Store.closedError("append")) : appendOrWait(b, paths, values, size, id)
+          b.closed ? Effect.fail(Store.closedError("append")) : appendOrWait(b, paths, values, sizes, id)
         )
       )
     )

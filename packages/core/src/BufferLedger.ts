@@ -13,6 +13,7 @@
  * @since 0.1.0
  */
 import * as Key from "./Key.ts"
+import type * as Store from "./Store.ts"
 
 /**
  * One key's held bytes.
@@ -81,15 +82,16 @@ export class Ledger {
     return h
   }
 
-  /** Counts an append to the fast store of `values[i]` to `paths[i]`, `size` bytes in all, at `now`. */
-  appended(paths: ReadonlyArray<Key.Path>, values: ReadonlyArray<Uint8Array>, size: number, now: number): void {
+  /** Counts an append to the fast store of `sizes.lengths[i]` bytes to `paths[i]`, at `now`. */
+  appended(paths: ReadonlyArray<Key.Path>, sizes: Store.Sizes, now: number): void {
     const helds = this.resolved.get(paths)
+    const lengths = sizes.lengths
     for (let i = 0; i < helds.length; i++) {
       const h = helds[i]!
       if (h.fast === 0) h.fastSince = now
-      h.fast += values[i]!.byteLength
+      h.fast += lengths[i]!
     }
-    this.memory += size
+    this.memory += sizes.bytes
   }
 
   /**

@@ -50,18 +50,19 @@ export const make: Effect.Effect<Store.Shape, never, Scope.Scope> = Effect.gen(f
   const ids = new CallIds()
   yield* Effect.addFinalizer(() => Effect.sync(() => data.clear()))
   return yield* Observe.make("Dict", {
-    append: (paths, values, id) =>
+    append: (paths, values, id, sizes) =>
       Effect.sync(() => {
         if (id !== undefined) {
           if (ids.has(id)) return
           ids.add(id)
         }
         const resolved = slots.get(paths)
+        // The lengths measured above: the chunks themselves are not read, only referenced.
+        const lengths = (sizes ?? Store.sizesOf(values)).lengths
         for (let i = 0; i < resolved.length; i++) {
           const slot = resolved[i]!
-          const chunk = values[i]!
-          slot.chunks.push(chunk)
-          slot.length += chunk.byteLength
+          slot.chunks.push(values[i]!)
+          slot.length += lengths[i]!
         }
       }),
     get: (paths) =>

@@ -250,10 +250,11 @@ export const backend = (store: string, inner: Store.Backend): Effect.Effect<Stor
     }
     return {
       ...inner,
-      append: (paths, values, id) => {
-        const bytes = totalLength(values)
-        return observe(append, paths.length, bytes, inner.append(paths, values, id), () => {
-          o.appendedBytes.value += bytes
+      append: (paths, values, id, given) => {
+        // Measured once by the shell above; read from the chunks only when a caller did not.
+        const sizes = given ?? Store.sizesOf(values)
+        return observe(append, paths.length, sizes.bytes, inner.append(paths, values, id, sizes), () => {
+          o.appendedBytes.value += sizes.bytes
           o.appendedChunks.value += values.length
         })
       },

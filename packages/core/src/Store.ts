@@ -276,11 +276,15 @@ export interface Backend {
   /**
    * `id`, when given, is the call's id, already validated: a backend applies
    * a call whose id it has seen (within its window) no more, and succeeds.
+   * `sizes`, when given, are the values' lengths as the caller measured them
+   * (the shell always gives them, see {@link Sizes}): use them rather than
+   * reading each chunk's `byteLength` again.
    */
   readonly append: (
     paths: ReadonlyArray<Key.Path>,
     values: ReadonlyArray<Uint8Array>,
-    id?: string | undefined
+    id?: string | undefined,
+    sizes?: Sizes | undefined
   ) => Effect.Effect<void, StoreError>
   readonly get: (paths: ReadonlyArray<Key.Path>) => Effect.Effect<ReadonlyArray<Uint8Array>, StoreError>
   readonly iset: (path: Key.Path, value: Uint8Array) => Effect.Effect<void, StoreError>
@@ -350,6 +354,42 @@ const badValue = (method: string, key: unknown, value: unknown) =>
   })
 
 /**
+ * The lengths of an append's chunks, in call order, and their total, as
+ * measured once when the call was validated. They travel with the chunks to
+ * the backend (and through a wrapping store to its inner one), so that no
+ * layer reads every chunk again: on an in-memory append, reading a chunk's
+ * length is a memory access per chunk (the chunks lie wherever the heap put
+ * them) and costs more than storing it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Sizes {
+  /** `lengths[i]` is `values[i].byteLength`. */
+  readonly lengths: ReadonlyArray<number>
+  /** The sum of `lengths`. */
+  readonly bytes: number
+}
+
+/**
+ * The {@link Sizes} of chunks, read from them: for a caller that was not
+ * handed them.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const sizesOf = (values: ReadonlyArray<Uint8Array>): Sizes => {
+  const lengths = new Array<number>(values.length)
+  let bytes = 0
+  for (let i = 0; i < values.length; i++) {
+    const length = values[i]!.byteLength
+    lengths[i] = length
+    bytes += length
+  }
+  return { lengths, bytes }
+}
+
+/**
  * An `append` input, validated: parallel arrays of paths and chunks.
  *
  * @since 0.1.0
@@ -360,6 +400,8 @@ export interface Batch {
   readonly values: ReadonlyArray<Uint8Array>
   /** The values' total length in bytes (`toBatch` always gives it). */
   readonly bytes?: number
+  /** The values' lengths and total (`toBatch` always gives them), for the backend. */
+  readonly sizes?: Sizes | undefined
 }
 
 /**
@@ -376,30 +418,33 @@ export const toBatch = (data: AppendInput): Batch | StoreError => {
   if (Key.isKeySet((data as Columns).keys)) {
     const { keys, values: given } = data as Columns
     if (!Array.isArray(given) || given.length !== keys.paths.length) return badColumns("append", keys)
-    const bytes = totalBytes(keys.paths, given)
-    if (bytes instanceof StoreError) return bytes
+    const sizes = measure(keys.paths, given)
+    if (sizes instanceof StoreError) return sizes
     // The key set's own frozen array: backends may cache per key set.
-    return { paths: keys.paths, values: given, bytes }
+    return { paths: keys.paths, values: given, bytes: sizes.bytes, sizes }
   }
   const collected = collect(data)
   return collected instanceof StoreError ? collected : checked(collected.keys, collected.values)
 }
 
 /**
- * The values' total length, or the error for the first value that is not a
+ * The values' {@link Sizes}, or the error for the first value that is not a
  * `Uint8Array`. A loop of its own, after the keys: reading a chunk's type and
  * length is a memory access per chunk (the chunks of a record lie wherever
- * the heap put them), and a tight loop lets the CPU overlap those reads,
- * leaving the chunks in cache for the backend.
+ * the heap put them), and a tight loop lets the CPU overlap those reads. It
+ * is the only pass over the chunks: the lengths go down with them.
  */
-const totalBytes = (keys: ReadonlyArray<unknown>, values: ReadonlyArray<unknown>): number | StoreError => {
+const measure = (keys: ReadonlyArray<unknown>, values: ReadonlyArray<unknown>): Sizes | StoreError => {
+  const lengths = new Array<number>(values.length)
   let bytes = 0
   for (let i = 0; i < values.length; i++) {
     const value = values[i]
     if (!(value instanceof Uint8Array)) return badValue("append", keys[i], value)
-    bytes += value.byteLength
+    const length = value.byteLength
+    lengths[i] = length
+    bytes += length
   }
-  return bytes
+  return { lengths, bytes }
 }
 
 /**
@@ -411,9 +456,9 @@ const totalBytes = (keys: ReadonlyArray<unknown>, values: ReadonlyArray<unknown>
 const checked = (keys: Array<unknown>, values: Array<unknown>): Batch | StoreError => {
   const paths = Key.toPathList(keys)
   if (paths instanceof Key.InvalidAt) return badKey("append", keys[paths.index], paths.invalid.problem)
-  const bytes = totalBytes(keys, values)
-  if (bytes instanceof StoreError) return bytes
-  return { paths, values: values as Array<Uint8Array>, bytes }
+  const sizes = measure(keys, values)
+  if (sizes instanceof StoreError) return sizes
+  return { paths, values: values as Array<Uint8Array>, bytes: sizes.bytes, sizes }
 }
 
 /** Columns whose values are not an array of one value per key. */
@@ -570,6 +615,8 @@ export interface ColumnsOf<A> {
 export interface Entries<A> {
   readonly paths: ReadonlyArray<Key.Path>
   readonly values: ReadonlyArray<A>
+  /** For bytes, their lengths (see {@link Sizes}): the shell hands them to `append`. */
+  readonly sizes?: Sizes | undefined
 }
 
 /**
@@ -609,7 +656,8 @@ export interface Operations<A, R, E, S = R> {
   readonly append: (
     paths: ReadonlyArray<Key.Path>,
     values: ReadonlyArray<A>,
-    id?: string | undefined
+    id?: string | undefined,
+    sizes?: Sizes | undefined
   ) => Effect.Effect<void, E>
   readonly get: (paths: ReadonlyArray<Key.Path>) => Effect.Effect<ReadonlyArray<R>, E>
   readonly iset: (path: Key.Path, value: A) => Effect.Effect<void, E>
@@ -693,7 +741,9 @@ export const shell = <A, R, E, I = Input<A>, S = R>(
           if (batch instanceof StoreError) return Effect.fail(batch)
           const id = appendOptions?.id
           if (id !== undefined && !isCallId(id)) return Effect.fail(badCallId(id))
-          return skipEmpty && batch.paths.length === 0 ? Effect.void : operations.append(batch.paths, batch.values, id)
+          return skipEmpty && batch.paths.length === 0
+            ? Effect.void
+            : operations.append(batch.paths, batch.values, id, batch.sizes)
         }),
       get: (keys) =>
         Effect.suspend((): Effect.Effect<ReadonlyArray<R>, E | StoreError> => {

@@ -264,3 +264,21 @@ const concatAll = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
 
 const Buffer_equals = (a: Uint8Array, b: Uint8Array): boolean =>
   globalThis.Buffer.from(a).equals(globalThis.Buffer.from(b))
+
+describe("Buffer counts what it holds from the lengths measured once", () => {
+  it.effect("through the shell and through its backend without sizes, its ledger, the fast store and reads agree", () =>
+    Effect.gen(function* () {
+      const fast = yield* Dict.make
+      const slow = yield* Dict.make
+      const { store, control } = yield* Buffer.make({ fast, slow, availableMemory: 1 << 20 })
+      yield* store.append({ a: bytes("xyz"), b: bytes("pq") })
+      yield* Store.toBackend(store).append(["a", "c", "a"], [bytes("1234"), bytes("5"), bytes("67")])
+      expect(yield* control.memoryUsage).toBe(12)
+      expect(yield* store.size(["a", "b", "c"])).toEqual([9, 2, 1])
+      expect(yield* Store.toBackend(fast).size(["a", "b", "c"])).toEqual([9, 2, 1])
+      yield* control.flush
+      expect(yield* control.memoryUsage).toBe(0)
+      expect((yield* store.get(["a", "b", "c"])).map(text)).toEqual(["xyz123467", "pq", "5"])
+    }).pipe(Effect.scoped)
+  )
+})

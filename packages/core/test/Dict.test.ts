@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
-import { CallIds, Dict, Key, Store } from "@partd/core"
+import { CallIds, Dict, Key, Observe, Store } from "@partd/core"
 import { suite } from "@partd/test/StoreSuite"
-import { Effect } from "effect"
+import { Effect, Metric } from "effect"
 
 suite("Dict", Dict.layer)
 
@@ -63,5 +63,43 @@ describe("CallIds: the window of ids an in-memory store remembers", () => {
       yield* store.append({ k: bytes("x") }, { id: "old" })
       expect(text(yield* Store.getOneFrom(store, "k"))).toBe("xx")
     }).pipe(Effect.scoped)
+  )
+})
+
+describe("Sizes: an append's chunk lengths, measured once by the shell", () => {
+  it("toBatch measures records, Maps, pairs and columns: each value's length, in call order, and their total", () => {
+    const keys = Key.toKeySet(["a", "b"]) as Key.KeySet
+    const view = new Uint8Array(10).subarray(2, 5)
+    const node = globalThis.Buffer.from("four")
+    const inputs: Array<Store.AppendInput> = [
+      { a: view, b: node },
+      new Map([
+        ["a", view],
+        ["b", node]
+      ]),
+      [
+        ["a", view],
+        ["b", node]
+      ],
+      Store.columns(keys, [view, node])
+    ]
+    for (const input of inputs) {
+      const batch = Store.toBatch(input) as Store.Batch
+      expect(batch.sizes).toEqual({ lengths: [3, 4], bytes: 7 })
+      expect(batch.bytes).toBe(7)
+    }
+    expect(Store.sizesOf([view, node, new Uint8Array(0)])).toEqual({ lengths: [3, 4, 0], bytes: 7 })
+  })
+
+  it.effect("a Dict's backend called without sizes measures the chunks itself, and counts them", () =>
+    Effect.gen(function* () {
+      const store = yield* Dict.make
+      const backend = Store.toBackend(store)
+      yield* backend.append(["a", "b", "a"], [bytes("xyz"), bytes("pq"), bytes("1234")])
+      yield* store.append({ b: bytes("r") })
+      expect(yield* store.size(["a", "b"])).toEqual([7, 3])
+      expect((yield* store.get(["a", "b"])).map(text)).toEqual(["xyz1234", "pqr"])
+      expect(yield* Observe.metricValue("partd_appended_bytes_total", { store: "Dict" })).toBe(10)
+    }).pipe(Effect.scoped, Effect.provideService(Metric.MetricRegistry, new Map()))
   )
 })
