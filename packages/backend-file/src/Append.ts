@@ -82,9 +82,6 @@ const writeChunks = (fd: number, chunks: ReadonlyArray<Uint8Array>): void => {
   }
 }
 
-/** The length of an open file (its end, where the next append lands). */
-const lengthOf = Layout.lengthOf
-
 /**
  * Cuts the `count` files of a failed call back to their lengths before it
  * (`lengths[2i]`), then marks the record finished. A file that cannot be cut
@@ -131,7 +128,7 @@ const appendKnown = (
   const n = known.length
   const lengths = context.intent.begin(n, names, call)
   for (let i = 0; i < n; i++) {
-    lengths[2 * i] = lengthOf(known[i]!.fd)
+    lengths[2 * i] = Layout.lengthOf(known[i]!.fd)
     lengths[2 * i + 1] = values[i]!.byteLength
   }
   try {
@@ -184,7 +181,7 @@ export const make = (context: Context): Append => {
       if (handle.stamp !== stamp) {
         handle.stamp = stamp
         touched.push(handle)
-        before.push(lengthOf(handle.fd))
+        before.push(Layout.lengthOf(handle.fd))
         relatives.push(handle.relative)
       }
       handle.chunks.push(values[i]!)

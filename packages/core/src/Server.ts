@@ -249,16 +249,12 @@ const pem = (material: string | Uint8Array): string | globalThis.Buffer =>
 const tlsServerOptions = (tls: TlsOptions | undefined, handshakeTimeout: number): Tls.TlsOptions | undefined =>
   tls === undefined
     ? undefined
-    : tls.ca === undefined
-      ? { key: pem(tls.key), cert: pem(tls.cert), handshakeTimeout }
-      : {
-          key: pem(tls.key),
-          cert: pem(tls.cert),
-          ca: pem(tls.ca),
-          requestCert: true,
-          rejectUnauthorized: true,
-          handshakeTimeout
-        }
+    : {
+        key: pem(tls.key),
+        cert: pem(tls.cert),
+        handshakeTimeout,
+        ...(tls.ca === undefined ? {} : { ca: pem(tls.ca), requestCert: true, rejectUnauthorized: true })
+      }
 
 /**
  * Refuses a TCP address that is not loopback when the server would let in
