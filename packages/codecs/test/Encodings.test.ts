@@ -337,3 +337,31 @@ describe("typed stores read records as every store does", () => {
     })
   )
 })
+
+// The service key states the types; `Encode.layer` checks the codec against
+// them rather than widening the key's (tsc runs over the tests: an
+// `@ts-expect-error` that no longer errors fails the build).
+class Lists extends Encode.Tag<Lists, ReadonlyArray<unknown>, Array<unknown>, unknown>()("test/Lists") {}
+class ListsStreamingLists extends Encode.Tag<ListsStreamingLists, ReadonlyArray<unknown>, Array<unknown>>()(
+  "test/ListsStreamingLists"
+) {}
+class ListsAsText extends Encode.Tag<ListsAsText, ReadonlyArray<unknown>, string, unknown>()("test/ListsAsText") {}
+
+describe("Encode.layer's types", () => {
+  it("reject a codec whose types differ from the service key's", () => {
+    // Msgpack streams a list's elements (`unknown`), not lists.
+    // @ts-expect-error the key's stream type is ReadonlyArray<unknown>
+    const streams = () => Encode.layer(ListsStreamingLists, Msgpack.codec)
+    // @ts-expect-error Msgpack's get joins into an array, not a string
+    const gets = () => Encode.layer(ListsAsText, Msgpack.codec)
+    expect([typeof streams, typeof gets]).toEqual(["function", "function"])
+  })
+
+  it.effect("accept the codec's own types", () =>
+    Effect.gen(function* () {
+      const lists = yield* Lists
+      yield* lists.append({ l: [1, "two"] })
+      expect(yield* Stream.runCollect(lists.stream("l"))).toEqual([1, "two"])
+    }).pipe(Effect.provide(Encode.layer(Lists, Msgpack.codec).pipe(Layer.provide(Dict.layer))))
+  )
+})

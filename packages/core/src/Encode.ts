@@ -236,14 +236,16 @@ export const makeEncoded = <A, J, S = A>(
 
 /**
  * A typed store bound to your own service, over the `Store` in context:
- * `Encode.layer(Events, Json.codec<Event>())`.
+ * `Encode.layer(Events, Json.codec<Event>())`. The service key states the
+ * types; a codec whose `append`, `get` or `stream` types differ from the
+ * key's does not type-check.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layer = <Self, A, J, S = A>(
   tag: Context.Key<Self, EncodedStore<A, J, S>>,
-  codec: Codec<A, J, S>
+  codec: Codec<NoInfer<A>, NoInfer<J>, NoInfer<S>>
 ): Layer.Layer<Self, never, Store.Store> =>
   Layer.effect(
     tag,
